@@ -1,0 +1,34 @@
+# Every target runs inside the project's runtime (bin/runtime), built on first use.
+RUNTIME := bin/runtime
+PY := $(RUNTIME) run python
+CONFIG ?= configs/local.toml
+ARGS ?=
+
+.PHONY: run test test-fast runtime shell lock data clean clean-runtime
+
+run: ## the whole DAG locally on the bundled data
+	$(PY) local_runner.py --config $(CONFIG) $(ARGS)
+
+test: ## every test, the end-to-end DAG included (what CI runs)
+	$(RUNTIME) run python -m pytest $(ARGS)
+
+test-fast: ## unit tests only
+	$(RUNTIME) run python -m pytest -m "not e2e" $(ARGS)
+
+runtime: ## build the runtime now (otherwise the first command does)
+	$(RUNTIME) ensure
+
+shell: ## a shell inside the runtime
+	$(RUNTIME) shell
+
+lock: ## re-resolve requirements.in into requirements.lock
+	$(RUNTIME) lock
+
+data: ## regenerate data/taxi from the CSV inside the tfx wheel
+	$(PY) data/make_tfrecords.py
+
+clean: ## remove local run outputs (build/)
+	rm -rf build
+
+clean-runtime: ## remove runtimes other than the current one
+	$(RUNTIME) clean

@@ -1,0 +1,1 @@
+"""Model code and custom TFX components, importable without the orchestration."""

@@ -1,0 +1,56 @@
+"""The Trainer's `run_fn`: Keras under MirroredStrategy, exported for serving and TFMA."""
+
+from __future__ import annotations
+
+import logging
+
+import tensorflow as tf
+import tensorflow_transform as tft
+from tfx.components.trainer.fn_args_utils import FnArgs
+from tfx_bsl.public.tfxio import TensorFlowDatasetOptions
+
+from components import devices
+from components import features as F
+from components.model import build_keras_model, serving_signatures
+
+LOG = logging.getLogger(__name__)
+
+
+def _dataset(fn_args: FnArgs, files, tf_transform_output, batch_size: int) -> tf.data.Dataset:
+    return fn_args.data_accessor.tf_dataset_factory(
+        files,
+        TensorFlowDatasetOptions(batch_size=batch_size, label_key=F.LABEL_XF),
+        tf_transform_output.transformed_metadata.schema,
+    ).repeat()
+
+
+def run_fn(fn_args: FnArgs) -> None:
+    cfg = fn_args.custom_config or {}
+    devices.split_cpu(int(cfg.get("cpu_replicas", 1)))
+    strategy = devices.mirrored_strategy()
+    replicas = strategy.num_replicas_in_sync
+    global_batch = int(cfg.get("per_replica_batch_size", 64)) * replicas
+    LOG.info("MirroredStrategy: %d replica(s) on %s; global batch %d",
+             replicas, ", ".join(strategy.extended.worker_devices), global_batch)
+
+    tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
+    train = _dataset(fn_args, fn_args.train_files, tf_transform_output, global_batch)
+    evaluation = _dataset(fn_args, fn_args.eval_files, tf_transform_output, global_batch)
+
+    with strategy.scope():
+        model = build_keras_model(
+            hidden_units=tuple(cfg.get("hidden_units", (64, 32, 16))),
+            learning_rate=float(cfg.get("learning_rate", 1e-3)),
+        )
+    model.fit(
+        train,
+        epochs=1,
+        steps_per_epoch=fn_args.train_steps,
+        validation_data=evaluation,
+        validation_steps=fn_args.eval_steps,
+        callbacks=[tf.keras.callbacks.TensorBoard(log_dir=fn_args.model_run_dir, update_freq="epoch")],
+        verbose=0,
+    )
+    tf.saved_model.save(model, fn_args.serving_model_dir,
+                        signatures=serving_signatures(model, tf_transform_output))
+    LOG.info("model exported to %s", fn_args.serving_model_dir)

@@ -1,0 +1,99 @@
+"""Run the pipeline locally on Apache Beam: `python local_runner.py [--config F] [--set K=V ...]`.
+
+Thin on purpose: configuration, the DAG and the summary all live in `pipeline/`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import time
+
+from pipeline.config import ConfigError, load_config, parse_overrides
+
+LOG = logging.getLogger("pipeline.local")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="Run the taxi TFX pipeline locally on Beam.")
+    parser.add_argument("--config", help="TOML file with settings (see configs/local.toml)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override one setting, e.g. --set train_steps=200 (repeatable)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="show all TFX/Beam logs")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        cfg = load_config(args.config, parse_overrides(args.set))
+    except (ConfigError, ValueError) as e:
+        print(f"config error: {e}", file=sys.stderr)
+        return 2
+
+    from pipeline.progress import ComponentProgress, configure_logging
+
+    log_dir = os.path.join(os.path.dirname(cfg.path("pipeline_root")), "logs")
+    os.makedirs(log_dir, exist_ok=True)
+    log_file = os.path.join(log_dir, time.strftime("run-%Y%m%d-%H%M%S.log"))
+    configure_logging(log_file, args.verbose)
+    if not args.verbose:  # TensorFlow's and Beam's native code write straight to fd 2
+        sys.stderr = os.fdopen(os.dup(2), "w", buffering=1)
+        with open(log_file, "a") as f:
+            os.dup2(f.fileno(), 2)
+    from components import devices
+
+    devices.split_cpu(cfg.cpu_replicas)  # before anything initialises TensorFlow
+
+    from tfx import v1 as tfx
+
+    from pipeline.dag import create_pipeline
+    from pipeline.run_outputs import read_run_result
+
+    os.makedirs(os.path.dirname(cfg.path("metadata_path")), exist_ok=True)
+    pipeline = create_pipeline(
+        cfg, tfx.orchestration.metadata.sqlite_metadata_connection_config(cfg.path("metadata_path")))
+    node_ids = [c.id for c in pipeline.components]
+    progress = ComponentProgress(node_ids)
+    logging.getLogger().addHandler(progress)
+    LOG.info("pipeline %s: %d components, input %s, full log %s",
+             cfg.pipeline_name, len(node_ids), cfg.path("input_base"), log_file)
+    start = time.monotonic()
+    try:
+        tfx.orchestration.LocalDagRunner().run(pipeline)
+    except Exception as e:  # one clear line; the traceback is in the log file
+        failed = progress.failed()
+        logging.getLogger("traceback").error("run failed", exc_info=True)  # log file only
+        LOG.error("run failed in %s: %s: %s", failed or "the pipeline", type(e).__name__, e)
+        LOG.error("full log: %s", log_file)
+        return 1
+    finally:
+        logging.getLogger().removeHandler(progress)
+
+    result = read_run_result(cfg.path("metadata_path"), cfg.pipeline_name)
+    LOG.info("finished in %.1f s", time.monotonic() - start)
+    print_summary(result)
+    return 0
+
+
+def print_summary(result) -> None:
+    headline = ("auc", "binary_accuracy", "auc_precision_recall", "precision", "recall", "example_count")
+    if result.blessed:
+        LOG.info("model BLESSED")
+    else:
+        LOG.info("model NOT blessed: %s", "; ".join(result.failures) or "no evaluation")
+    for name in headline:
+        if name in result.overall:
+            base = result.baseline_overall.get(name)
+            delta = f"  (baseline {base:.4f}, {result.overall[name] - base:+.4f})" if base is not None else ""
+            LOG.info("  %-22s %.4f%s", name, result.overall[name], delta)
+    if result.pushed_to:
+        LOG.info("pushed to %s", result.pushed_to)
+    else:
+        LOG.info("nothing pushed")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

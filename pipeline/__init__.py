@@ -1,0 +1,1 @@
+"""The pipeline definition and its configuration, shared by both runners."""

@@ -1,0 +1,225 @@
+"""The one typed configuration of the pipeline: defaults < TOML file < command line.
+
+Both runners build a `PipelineConfig` with `load_config()` and hand it to
+`create_pipeline`; nothing else reads flags or environment. Every value is validated
+before anything runs, and an error names the field.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, get_type_hints
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+
+
+class ConfigError(ValueError):
+    """A configuration value is invalid; the message names the field."""
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    pipeline_name: str = "taxi-tips"
+    # Input: a directory of gzip TFRecord files of tf.train.Example.
+    input_base: str = "data/taxi"
+    # Either a hash split of all files matching input_pattern ...
+    input_pattern: str = "*.tfrecord.gz"
+    split_ratio: dict[str, int] = field(default_factory=lambda: {"train": 2, "eval": 1})
+    # ... or existing splits, e.g. {"train": "train/*", "eval": "eval/*"} (overrides the above).
+    split_patterns: dict[str, str] = field(default_factory=dict)
+    schema_path: str = "schemas/taxi_schema.pbtxt"
+
+    pipeline_root: str = "build/pipeline_root"
+    metadata_path: str = "build/metadata.sqlite"
+    serving_dir: str = "build/serving"
+    model_name: str = "taxi_tips"
+    keep_versions: int = 5  # newest model versions kept in serving_dir
+
+    train_steps: int = 1000
+    eval_steps: int = 100
+    per_replica_batch_size: int = 64
+    # CPU-only hosts: split the CPU into this many logical devices for MirroredStrategy.
+    cpu_replicas: int = 1
+    hidden_units: list[int] = field(default_factory=lambda: [64, 32, 16])
+    learning_rate: float = 1e-3
+
+    beam_args: list[str] = field(default_factory=lambda: [
+        "--runner=FnApiRunner", "--direct_running_mode=in_memory", "--direct_num_workers=1"])
+    enable_cache: bool = True
+    # Stop before Transform when ExampleValidator finds anomalies (False: warn and go on).
+    fail_on_anomalies: bool = True
+
+    slicing_features: list[str] = field(
+        default_factory=lambda: ["trip_start_hour", "payment_type", "company"])
+    slicing_crosses: list[list[str]] = field(
+        default_factory=lambda: [["payment_type", "trip_start_day"]])
+    fairness_thresholds: list[float] = field(default_factory=lambda: [0.25, 0.5, 0.75])
+    # Gates: the candidate must reach these, and lose at most max_auc_drop against the baseline.
+    min_auc: float = 0.7
+    min_accuracy: float = 0.6
+    max_auc_drop: float = 0.01
+
+    # Kubeflow: the pipeline image every task runs in (see Dockerfile).
+    image: str = "taxi-tfx-pipeline:latest"
+
+    # Where a relative path is resolved; not itself a pipeline setting.
+    base_dir: str = field(default=str(PROJECT_DIR), repr=False)
+
+    def path(self, name: str) -> str:
+        """An input or output location, absolute unless it is a URI (gs://, s3://...)."""
+        value = getattr(self, name)
+        if "://" in value or os.path.isabs(value):
+            return value
+        return os.path.normpath(os.path.join(self.base_dir, value))
+
+    def replace(self, **changes: Any) -> "PipelineConfig":
+        return validate(dataclasses.replace(self, **changes))
+
+
+FIELD_TYPES = get_type_hints(PipelineConfig)
+FIELD_NAMES = tuple(f.name for f in fields(PipelineConfig))
+_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+
+
+def _coerce(name: str, value: Any) -> Any:
+    """Check (and for command-line strings, convert) one value against its declared type."""
+    kind = FIELD_TYPES[name]
+    origin = getattr(kind, "__origin__", kind)
+    if isinstance(value, str) and kind is not str:
+        value = _parse_text(name, value, origin)
+    if kind is bool:
+        ok = isinstance(value, bool)
+    elif kind is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif kind is float:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        value = float(value) if ok else value
+    elif origin in (list, dict):
+        ok = isinstance(value, origin)
+    else:
+        ok = isinstance(value, kind)
+    if not ok:
+        raise ConfigError(f"{name}: expected {getattr(kind, '__name__', kind)}, got {value!r}")
+    return value
+
+
+def _parse_text(name: str, text: str, origin: type) -> Any:
+    """Command-line values: TOML syntax (`[1, 2]`, `{train = 2}`, `true`), or plain words."""
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        if origin is list:
+            return [t.strip() for t in text.split(",") if t.strip()]
+        raise ConfigError(f"{name}: cannot parse {text!r}") from None
+
+
+def validate(cfg: PipelineConfig, check_files: bool = True) -> PipelineConfig:
+    for name in FIELD_NAMES:
+        _coerce(name, getattr(cfg, name))
+    if not _NAME_RE.match(cfg.pipeline_name):
+        raise ConfigError("pipeline_name: use lower-case letters, digits, '-' or '_' (max 63)")
+    if not _NAME_RE.match(cfg.model_name):
+        raise ConfigError("model_name: use lower-case letters, digits, '-' or '_' (max 63)")
+    for name in ("train_steps", "eval_steps", "per_replica_batch_size", "cpu_replicas", "keep_versions"):
+        if getattr(cfg, name) < 1:
+            raise ConfigError(f"{name}: must be >= 1, got {getattr(cfg, name)}")
+    if not cfg.hidden_units or any(not isinstance(u, int) or u < 1 for u in cfg.hidden_units):
+        raise ConfigError(f"hidden_units: must be positive integers, got {cfg.hidden_units}")
+    if not 0 < cfg.learning_rate < 1:
+        raise ConfigError(f"learning_rate: must be in (0, 1), got {cfg.learning_rate}")
+    for name in ("min_auc", "min_accuracy"):
+        if not 0.0 <= getattr(cfg, name) <= 1.0:
+            raise ConfigError(f"{name}: must be within [0, 1], got {getattr(cfg, name)}")
+    if not 0.0 <= cfg.max_auc_drop <= 1.0:
+        raise ConfigError(f"max_auc_drop: must be within [0, 1], got {cfg.max_auc_drop}")
+    if not cfg.fairness_thresholds or any(not 0 < t < 1 for t in cfg.fairness_thresholds):
+        raise ConfigError(f"fairness_thresholds: each must be in (0, 1), got {cfg.fairness_thresholds}")
+    _validate_splits(cfg)
+    for name in ("pipeline_root", "metadata_path", "serving_dir", "input_base", "schema_path"):
+        if not getattr(cfg, name):
+            raise ConfigError(f"{name}: must not be empty")
+    if check_files:
+        _validate_schema_and_slices(cfg)
+    return cfg
+
+
+def _validate_splits(cfg: PipelineConfig) -> None:
+    if cfg.split_patterns:
+        names = set(cfg.split_patterns)
+        if not {"train", "eval"} <= names:
+            raise ConfigError(f"split_patterns: needs 'train' and 'eval' splits, got {sorted(names)}")
+        for split, pattern in cfg.split_patterns.items():
+            if not isinstance(pattern, str) or not pattern or pattern.startswith("/") or ".." in pattern:
+                raise ConfigError(f"split_patterns.{split}: must be a pattern relative to input_base")
+        return
+    names = set(cfg.split_ratio)
+    if not {"train", "eval"} <= names:
+        raise ConfigError(f"split_ratio: needs 'train' and 'eval' splits, got {sorted(names)}")
+    for split, buckets in cfg.split_ratio.items():
+        if not isinstance(buckets, int) or isinstance(buckets, bool) or buckets < 1:
+            raise ConfigError(f"split_ratio.{split}: must be a positive integer, got {buckets!r}")
+    if not cfg.input_pattern or cfg.input_pattern.startswith("/") or ".." in cfg.input_pattern:
+        raise ConfigError("input_pattern: must be a file pattern relative to input_base")
+
+
+def _validate_schema_and_slices(cfg: PipelineConfig) -> None:
+    from components.schema import load_schema  # avoids importing TF for --help
+
+    schema_path = cfg.path("schema_path")
+    if "://" not in schema_path and not os.path.isfile(schema_path):
+        raise ConfigError(f"schema_path: no such file: {schema_path}")
+    known = {f.name for f in load_schema(schema_path).feature}
+    wanted = list(cfg.slicing_features) + [k for cross in cfg.slicing_crosses for k in cross]
+    for key in wanted:
+        if key not in known:
+            raise ConfigError(f"slicing_features: {key!r} is not a feature of the schema {schema_path}")
+    for cross in cfg.slicing_crosses:
+        if len(cross) < 2:
+            raise ConfigError(f"slicing_crosses: a cross needs two or more features, got {cross}")
+
+
+def load_config(
+    config_file: str | os.PathLike | None = None,
+    overrides: dict[str, Any] | None = None,
+    base_dir: str | os.PathLike | None = None,
+    check_files: bool = True,
+) -> PipelineConfig:
+    """Defaults, then the TOML file's values, then `overrides` (e.g. from `--set k=v`).
+
+    Relative paths resolve against `base_dir`: the directory the command runs from.
+    """
+    values: dict[str, Any] = {}
+    base = Path(base_dir) if base_dir else Path.cwd()
+    if config_file:
+        path = Path(config_file)
+        try:
+            with open(path, "rb") as f:
+                data = tomllib.load(f)
+        except FileNotFoundError:
+            raise ConfigError(f"config file not found: {path}") from None
+        except tomllib.TOMLDecodeError as e:
+            raise ConfigError(f"config file {path}: {e}") from None
+        values.update(data)
+    values.update(overrides or {})
+    unknown = sorted(set(values) - set(FIELD_NAMES))
+    if unknown:
+        raise ConfigError(f"{unknown[0]}: unknown setting (known: {', '.join(FIELD_NAMES)})")
+    values = {k: _coerce(k, v) for k, v in values.items()}
+    values.setdefault("base_dir", str(base))
+    return validate(PipelineConfig(**values), check_files=check_files)
+
+
+def parse_overrides(pairs: list[str]) -> dict[str, Any]:
+    """`["train_steps=10", "beam_args=[...]"]` -> {"train_steps": "10", ...} (coerced later)."""
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set expects KEY=VALUE, got {pair!r}")
+        out[key.strip()] = value.strip()
+    return out

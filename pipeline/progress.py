@@ -1,0 +1,90 @@
+"""Concise progress for a local run: one line per component, full logs to a file.
+
+TFX, Beam and TensorFlow log thousands of lines per run. The user sees a line when a
+component starts and one when it ends (with seconds, or "cached"); everything goes to
+the log file for when something needs a closer look.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+import time
+import warnings
+
+_RUNNING = re.compile(r"^Component (\S+) is running\.$")
+_FINISHED = re.compile(r"^Component (\S+) is finished\.$")
+_CACHED = re.compile(r"^A cached execution \d+ is used\.$")
+
+LOG = logging.getLogger("pipeline")
+
+
+class ComponentProgress(logging.Handler):
+    """Turns TFX's 'Component X is running/finished' log records into progress lines."""
+
+    def __init__(self, node_ids: list[str], stream=None):
+        super().__init__(level=logging.INFO)
+        self.node_ids = node_ids
+        self.stream = stream or sys.stdout
+        self.current: str | None = None
+        self.started = 0.0
+        self.cached = False
+        self.timings: dict[str, tuple[float, bool]] = {}
+
+    def _prefix(self, node_id: str) -> str:
+        index = self.node_ids.index(node_id) + 1 if node_id in self.node_ids else 0
+        return f"[{index:>2}/{len(self.node_ids)}] {node_id:<32}"
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        if m := _RUNNING.match(message):
+            self.current, self.started, self.cached = m.group(1), time.monotonic(), False
+            self._write(f"{self._prefix(self.current)} running")
+        elif _CACHED.match(message) and self.current:
+            self.cached = True
+        elif (m := _FINISHED.match(message)) and m.group(1) == self.current:
+            seconds = time.monotonic() - self.started
+            self.timings[self.current] = (seconds, self.cached)
+            state = "cached" if self.cached else "done"
+            self._write(f"{self._prefix(self.current)} {state:<7}{seconds:7.1f} s")
+            self.current = None
+
+    def failed(self) -> str | None:
+        """The component that was running when the run stopped, if any."""
+        if self.current:
+            seconds = time.monotonic() - self.started
+            self._write(f"{self._prefix(self.current)} FAILED {seconds:7.1f} s")
+        return self.current
+
+    def _write(self, line: str) -> None:
+        self.stream.write(line + "\n")
+        self.stream.flush()
+
+
+def configure_logging(log_file: str, verbose: bool = False) -> None:
+    """Everything to `log_file`; on the console only our own lines (and all if verbose)."""
+    root = logging.getLogger()
+    root.setLevel(logging.INFO)
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    file_handler = logging.FileHandler(log_file)
+    file_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root.addHandler(file_handler)
+    console = logging.StreamHandler(sys.stdout)
+    console.setFormatter(logging.Formatter("%(message)s"))
+    if not verbose:
+        console.addFilter(lambda r: r.name.split(".")[0] in ("pipeline", "components"))
+    root.addHandler(console)
+    logging.captureWarnings(True)
+    warnings.simplefilter("default")
+    try:  # absl would otherwise also print to stderr
+        from absl import logging as absl_logging
+
+        absl_logging.use_python_logging(quiet=True)
+        absl_logging.set_verbosity(absl_logging.INFO)
+        logging.getLogger("absl").propagate = True
+        for handler in list(logging.getLogger("absl").handlers):
+            logging.getLogger("absl").removeHandler(handler)
+    except ImportError:
+        pass

@@ -1,0 +1,143 @@
+"""Reading a finished run back from ML Metadata: what each component produced.
+
+The local runner's summary, the tests and the notebooks all ask the same questions
+(was the model blessed, what did it score, where was it pushed), so they ask here.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+import ml_metadata as mlmd
+from ml_metadata.proto import metadata_store_pb2
+
+_OUTPUT_EVENTS = (metadata_store_pb2.Event.OUTPUT, metadata_store_pb2.Event.DECLARED_OUTPUT)
+
+
+def open_store(metadata_path: str) -> mlmd.MetadataStore:
+    config = metadata_store_pb2.ConnectionConfig()
+    config.sqlite.filename_uri = metadata_path
+    config.sqlite.connection_mode = metadata_store_pb2.SqliteMetadataSourceConfig.READONLY
+    return mlmd.MetadataStore(config)
+
+
+def latest_execution(store: mlmd.MetadataStore, pipeline_name: str, node_id: str):
+    """The newest execution of a node (cached executions count), or None."""
+    context = store.get_context_by_type_and_name("node", f"{pipeline_name}.{node_id}")
+    if context is None:
+        return None
+    executions = store.get_executions_by_context(context.id)
+    return max(executions, key=lambda e: (e.create_time_since_epoch, e.id), default=None)
+
+
+def outputs_of(store: mlmd.MetadataStore, execution) -> dict[str, list[metadata_store_pb2.Artifact]]:
+    events = [e for e in store.get_events_by_execution_ids([execution.id]) if e.type in _OUTPUT_EVENTS]
+    artifacts = {a.id: a for a in store.get_artifacts_by_id([e.artifact_id for e in events])}
+    out: dict[str, list] = {}
+    for event in events:
+        key = event.path.steps[0].key if event.path.steps else ""
+        out.setdefault(key, []).append(artifacts[event.artifact_id])
+    return out
+
+
+def latest_outputs(store, pipeline_name: str, node_id: str) -> dict[str, list]:
+    execution = latest_execution(store, pipeline_name, node_id)
+    return outputs_of(store, execution) if execution else {}
+
+
+@dataclass
+class RunResult:
+    blessed: bool | None = None
+    evaluation_uri: str | None = None
+    failures: list[str] = field(default_factory=list)
+    overall: dict[str, float] = field(default_factory=dict)
+    baseline_overall: dict[str, float] = field(default_factory=dict)
+    pushed_to: str | None = None
+    model_uri: str | None = None
+
+
+def _metric_values(metrics_by_name: dict) -> dict[str, float]:
+    out = {}
+    for name, value in metrics_by_name.items():
+        if "doubleValue" in value:
+            out[name] = float(value["doubleValue"])
+    return out
+
+
+def read_run_result(metadata_path: str, pipeline_name: str) -> RunResult:
+    import tensorflow_model_analysis as tfma
+
+    store = open_store(metadata_path)
+    result = RunResult()
+    trainer = latest_outputs(store, pipeline_name, "Trainer")
+    if trainer.get("model"):
+        result.model_uri = trainer["model"][0].uri
+    evaluator = latest_outputs(store, pipeline_name, "Evaluator")
+    if evaluator.get("evaluation"):
+        uri = evaluator["evaluation"][0].uri
+        result.evaluation_uri = uri
+        validation = tfma.load_validation_result(uri)
+        result.blessed = bool(validation.validation_ok)
+        result.failures = describe_failures(validation)
+        for model_name in ("candidate", "baseline", ""):
+            try:
+                eval_result = tfma.load_eval_result(uri, model_name=model_name or None)
+            except Exception:  # baseline absent on a first run
+                continue
+            overall = next((m for s, m in eval_result.slicing_metrics if s == ()), None)
+            if overall:
+                values = _metric_values(next(iter(next(iter(overall.values())).values())))
+                if model_name == "baseline":
+                    result.baseline_overall = values
+                elif not result.overall:
+                    result.overall = values
+    pusher = latest_outputs(store, pipeline_name, "Pusher")
+    if pusher.get("pushed_model"):
+        props = pusher["pushed_model"][0].custom_properties
+        if props.get("pushed") and props["pushed"].int_value == 1:
+            result.pushed_to = props["pushed_destination"].string_value
+    return result
+
+
+def describe_failures(validation) -> list[str]:
+    """Human lines for TFMA's failed thresholds, e.g. 'auc 0.61 < 0.70 (Overall)'."""
+    lines = []
+    for failure in validation.metric_validations_per_slice:
+        slice_name = _slice_name(failure.slice_key)
+        for f in failure.failures:
+            lines.append(f"{_metric_label(f.metric_key)} = {f.metric_value.double_value.value:.4f}, "
+                         f"needs {_bound_text(f.metric_threshold)} [{slice_name}]")
+    if validation.missing_thresholds:
+        lines.append(f"{len(validation.missing_thresholds)} threshold(s) could not be computed")
+    return lines
+
+
+def _metric_label(key) -> str:
+    return f"{key.name} change vs baseline" if key.is_diff else key.name
+
+
+def _bound_text(threshold) -> str:
+    if threshold.HasField("value_threshold"):
+        v = threshold.value_threshold
+        parts = []
+        if v.HasField("lower_bound"):
+            parts.append(f">= {v.lower_bound.value:.4f}")
+        if v.HasField("upper_bound"):
+            parts.append(f"<= {v.upper_bound.value:.4f}")
+        return " and ".join(parts)
+    c = threshold.change_threshold
+    return f"change >= {c.absolute.value:+.4f}" if c.HasField("absolute") else "a smaller change"
+
+
+def _slice_name(slice_key) -> str:
+    parts = [f"{c.column}={c.bytes_value.decode() if c.HasField('bytes_value') else (c.int64_value if c.HasField('int64_value') else c.float_value)}"
+             for c in slice_key.single_slice_keys]
+    return ", ".join(parts) or "Overall"
+
+
+def pushed_versions(serving_dir: str, model_name: str) -> list[int]:
+    base = os.path.join(serving_dir, model_name)
+    if not os.path.isdir(base):
+        return []
+    return sorted(int(d) for d in os.listdir(base) if d.isdigit())

@@ -1,0 +1,66 @@
+"""Configuration: precedence, and refusal of bad values before anything runs."""
+
+from __future__ import annotations
+
+import pytest
+
+from conftest import PROJECT_DIR
+from pipeline.config import ConfigError, PipelineConfig, load_config, parse_overrides
+
+
+def write(tmp_path, text: str):
+    path = tmp_path / "c.toml"
+    path.write_text(text)
+    return path
+
+
+def test_defaults_then_file_then_command_line(tmp_path):
+    cfg = load_config(write(tmp_path, "train_steps = 50\neval_steps = 7\n"),
+                      parse_overrides(["train_steps=20", "slicing_features=payment_type,company"]),
+                      base_dir=PROJECT_DIR)
+    assert cfg.train_steps == 20            # command line beats file
+    assert cfg.eval_steps == 7              # file beats default
+    assert cfg.per_replica_batch_size == PipelineConfig().per_replica_batch_size
+    assert cfg.slicing_features == ["payment_type", "company"]
+
+
+def test_relative_paths_resolve_against_base_dir(tmp_path):
+    cfg = load_config(overrides={"serving_dir": "out/serving"}, base_dir=PROJECT_DIR)
+    assert cfg.path("serving_dir") == str(PROJECT_DIR / "out" / "serving")
+    assert load_config(overrides={"pipeline_root": "gs://b/root"}, base_dir=PROJECT_DIR).path("pipeline_root") == "gs://b/root"
+
+
+def test_shipped_config_is_valid():
+    cfg = load_config(PROJECT_DIR / "configs" / "local.toml", base_dir=PROJECT_DIR)
+    assert cfg == load_config(base_dir=PROJECT_DIR)  # it documents the defaults
+
+
+@pytest.mark.parametrize("overrides, field", [
+    ({"train_steps": "-5"}, "train_steps"),
+    ({"eval_steps": "0"}, "eval_steps"),
+    ({"cpu_replicas": "two"}, "cpu_replicas"),
+    ({"min_auc": "1.5"}, "min_auc"),
+    ({"min_accuracy": "-0.1"}, "min_accuracy"),
+    ({"max_auc_drop": "2"}, "max_auc_drop"),
+    ({"fairness_thresholds": "[0.5, 1.5]"}, "fairness_thresholds"),
+    ({"slicing_features": "[\"no_such_feature\"]"}, "slicing_features"),
+    ({"slicing_crosses": "[[\"payment_type\", \"nope\"]]"}, "slicing_features"),
+    ({"schema_path": "schemas/missing.pbtxt"}, "schema_path"),
+    ({"split_ratio": "{train = 2}"}, "split_ratio"),
+    ({"split_patterns": "{train = \"../x/*\", eval = \"e/*\"}"}, "split_patterns"),
+    ({"model_name": "Bad Name!"}, "model_name"),
+    ({"no_such_setting": "1"}, "no_such_setting"),
+])
+def test_bad_values_name_the_field(overrides, field):
+    with pytest.raises(ConfigError) as err:
+        load_config(overrides=overrides, base_dir=PROJECT_DIR)
+    assert str(err.value).startswith(field), str(err.value)
+
+
+def test_bad_config_file_is_refused(tmp_path):
+    with pytest.raises(ConfigError, match="train_steps"):
+        load_config(write(tmp_path, 'train_steps = "many"\n'), base_dir=PROJECT_DIR)
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "absent.toml", base_dir=PROJECT_DIR)
+    with pytest.raises(ConfigError, match="KEY=VALUE"):
+        parse_overrides(["train_steps"])
