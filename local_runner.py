@@ -86,9 +86,10 @@ def print_summary(result) -> None:
         LOG.info("model NOT blessed: %s", "; ".join(result.failures) or "no evaluation")
     for name in headline:
         if name in result.overall:
-            base = result.baseline_overall.get(name)
-            delta = f"  (baseline {base:.4f}, {result.overall[name] - base:+.4f})" if base is not None else ""
-            LOG.info("  %-22s %.4f%s", name, result.overall[name], delta)
+            fmt = "{:.0f}" if name == "example_count" else "{:.4f}"
+            value, base = result.overall[name], result.baseline_overall.get(name)
+            delta = f"  (baseline {fmt.format(base)}, {value - base:+.4f})" if base is not None else ""
+            LOG.info("  %-22s %s%s", name, fmt.format(value), delta)
     if result.pushed_to:
         LOG.info("pushed to %s", result.pushed_to)
     else:

@@ -14,6 +14,9 @@ from components import features as F
 from components.model import build_keras_model, serving_signatures
 
 LOG = logging.getLogger(__name__)
+# The local runner shows the "pipeline" loggers on the console: the replica count is
+# the one training detail a user should see without opening the log file.
+PROGRESS = logging.getLogger("pipeline.trainer")
 
 
 def _dataset(fn_args: FnArgs, files, tf_transform_output, batch_size: int) -> tf.data.Dataset:
@@ -30,7 +33,7 @@ def run_fn(fn_args: FnArgs) -> None:
     strategy = devices.mirrored_strategy()
     replicas = strategy.num_replicas_in_sync
     global_batch = int(cfg.get("per_replica_batch_size", 64)) * replicas
-    LOG.info("MirroredStrategy: %d replica(s) on %s; global batch %d",
+    PROGRESS.info("MirroredStrategy: %d replica(s) on %s; global batch %d",
              replicas, ", ".join(strategy.extended.worker_devices), global_batch)
 
     tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)

@@ -31,6 +31,9 @@ class ComponentProgress(logging.Handler):
         self.started = 0.0
         self.cached = False
         self.timings: dict[str, tuple[float, bool]] = {}
+        # On a terminal the "running" line is overwritten by the result; in a log, only
+        # results are written.
+        self.interactive = hasattr(self.stream, "isatty") and self.stream.isatty()
 
     def _prefix(self, node_id: str) -> str:
         index = self.node_ids.index(node_id) + 1 if node_id in self.node_ids else 0
@@ -40,7 +43,9 @@ class ComponentProgress(logging.Handler):
         message = record.getMessage()
         if m := _RUNNING.match(message):
             self.current, self.started, self.cached = m.group(1), time.monotonic(), False
-            self._write(f"{self._prefix(self.current)} running")
+            if self.interactive:
+                self.stream.write(f"{self._prefix(self.current)} running\r")
+                self.stream.flush()
         elif _CACHED.match(message) and self.current:
             self.cached = True
         elif (m := _FINISHED.match(message)) and m.group(1) == self.current:
@@ -74,7 +79,7 @@ def configure_logging(log_file: str, verbose: bool = False) -> None:
     console = logging.StreamHandler(sys.stdout)
     console.setFormatter(logging.Formatter("%(message)s"))
     if not verbose:
-        console.addFilter(lambda r: r.name.split(".")[0] in ("pipeline", "components"))
+        console.addFilter(lambda r: r.name.split(".")[0] == "pipeline")
     root.addHandler(console)
     logging.captureWarnings(True)
     warnings.simplefilter("default")
