@@ -33,6 +33,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"config error: {e}", file=sys.stderr)
         return 2
 
+    from pipeline.preflight import InputError, RunLock, RunLocked, check_inputs
     from pipeline.progress import ComponentProgress, configure_logging
 
     log_dir = os.path.join(os.path.dirname(cfg.path("pipeline_root")), "logs")
@@ -46,6 +47,13 @@ def main(argv: list[str] | None = None) -> int:
     from components import devices
 
     devices.split_cpu(cfg.cpu_replicas)  # before anything initialises TensorFlow
+
+    try:
+        counts = check_inputs(cfg)
+    except InputError as e:
+        LOG.error("input error: %s", e)
+        return 2
+    LOG.info("input: %s", ", ".join(f"{n} records ({split})" for split, n in counts.items()) or "remote")
 
     from tfx import v1 as tfx
 
@@ -62,6 +70,12 @@ def main(argv: list[str] | None = None) -> int:
              cfg.pipeline_name, len(node_ids), cfg.path("input_base"), log_file)
     start = time.monotonic()
     try:
+        lock = RunLock(cfg)
+        lock.acquire()
+    except RunLocked as e:
+        LOG.error("refused: %s", e)
+        return 3
+    try:
         tfx.orchestration.LocalDagRunner().run(pipeline)
     except Exception as e:  # one clear line; the traceback is in the log file
         failed = progress.failed()
@@ -71,6 +85,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     finally:
         logging.getLogger().removeHandler(progress)
+        lock.release()
 
     result = read_run_result(cfg.path("metadata_path"), cfg.pipeline_name)
     LOG.info("finished in %.1f s", time.monotonic() - start)
@@ -94,6 +109,9 @@ def print_summary(result) -> None:
         LOG.info("pushed to %s", result.pushed_to)
     else:
         LOG.info("nothing pushed")
+    if result.report_dir:
+        LOG.info("report: %s", os.path.join(result.report_dir, "report.html"))
+        LOG.info("        %s", os.path.join(result.report_dir, "report.md"))
 
 
 if __name__ == "__main__":

@@ -63,6 +63,8 @@ class PipelineConfig:
     min_auc: float = 0.7
     min_accuracy: float = 0.6
     max_auc_drop: float = 0.01
+    # Slices with fewer eval examples are flagged as uncertain in the report.
+    small_slice_examples: int = 50
 
     # Kubeflow: the pipeline image every task runs in (see Dockerfile).
     image: str = "taxi-tfx-pipeline:latest"

@@ -9,6 +9,7 @@ from tfx.dsl.components.base import executor_spec
 from tfx.proto import example_gen_pb2
 
 from components import serving_pusher
+from components.slice_report import SliceReport
 from components.schema_importer import FingerprintedImportSchemaGen
 from components.validation_gate import ValidationGate
 from pipeline import evaluation
@@ -94,11 +95,18 @@ def create_pipeline(cfg: PipelineConfig, metadata_connection_config=None) -> tfx
                 base_directory=os.path.join(cfg.path("serving_dir"), cfg.model_name))),
     )
 
+    report = SliceReport(
+        evaluation=evaluator.outputs["evaluation"],
+        statistics=statistics_gen.outputs["statistics"],
+        anomalies=example_validator.outputs["anomalies"],
+        small_slice_examples=cfg.small_slice_examples,
+    )
+
     return tfx.dsl.Pipeline(
         pipeline_name=cfg.pipeline_name,
         pipeline_root=cfg.path("pipeline_root"),
         components=[example_gen, statistics_gen, schema_gen, example_validator, validation_gate,
-                    transform, trainer, model_resolver, evaluator, pusher],
+                    transform, trainer, model_resolver, evaluator, pusher, report],
         enable_cache=cfg.enable_cache,
         metadata_connection_config=metadata_connection_config,
         beam_pipeline_args=list(cfg.beam_args),

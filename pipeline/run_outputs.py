@@ -55,6 +55,7 @@ class RunResult:
     baseline_overall: dict[str, float] = field(default_factory=dict)
     pushed_to: str | None = None
     model_uri: str | None = None
+    report_dir: str | None = None
 
 
 def _metric_values(metrics_by_name: dict) -> dict[str, float]:
@@ -92,6 +93,9 @@ def read_run_result(metadata_path: str, pipeline_name: str) -> RunResult:
                     result.baseline_overall = values
                 elif not result.overall:
                     result.overall = values
+    report = latest_outputs(store, pipeline_name, "SliceReport")
+    if report.get("report"):
+        result.report_dir = report["report"][0].uri
     pusher = latest_outputs(store, pipeline_name, "Pusher")
     if pusher.get("pushed_model"):
         props = pusher["pushed_model"][0].custom_properties

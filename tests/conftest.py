@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import glob
 import os
+import re
+import subprocess
 import sys
 from pathlib import Path
 
@@ -41,3 +43,37 @@ def small_data_dir(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("small_data")
     write_examples(read_examples(str(DATA_DIR / "*.tfrecord.gz"), limit=3000), out / "part-0.tfrecord.gz")
     return out
+
+
+ALL_NODES = ["ImportExampleGen", "ImportSchemaGen", "latest_blessed_model_resolver", "StatisticsGen",
+             "ExampleValidator", "ValidationGate", "Transform", "Trainer", "Evaluator", "Pusher", "SliceReport"]
+LINE = re.compile(r"^\[\s*\d+/\d+\] (\S+)\s+(done|cached|FAILED)\s+([\d.]+) s$", re.M)
+
+
+def run_pipeline(workdir, data_dir, *overrides: str) -> tuple[dict[str, str], str]:
+    args = [sys.executable, str(PROJECT_DIR / "local_runner.py"), "--config", str(PROJECT_DIR / "configs" / "local.toml"),
+            "--set", f"input_base={data_dir}",
+            "--set", f"pipeline_root={workdir}/root", "--set", f"metadata_path={workdir}/metadata.sqlite",
+            "--set", f"serving_dir={workdir}/serving",
+            "--set", "train_steps=150", "--set", "eval_steps=10", "--set", "cpu_replicas=2",
+            "--set", "min_auc=0.55", "--set", "min_accuracy=0.55", "--set", "max_auc_drop=0.2"]
+    for o in overrides:
+        args += ["--set", o]
+    proc = subprocess.run(args, capture_output=True, text=True, cwd=PROJECT_DIR, timeout=900)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return {m.group(1): m.group(2) for m in LINE.finditer(proc.stdout)}, proc.stdout
+
+
+@pytest.fixture(scope="session")
+def first_run(tmp_path_factory, small_data_dir):
+    """One cold run of the whole DAG; the e2e, report and notebook tests read its outputs.
+
+    Its result is read from ML Metadata right away: later tests run the pipeline again
+    on the same root, and "latest" would then mean their run.
+    """
+    from pipeline.run_outputs import read_run_result
+
+    workdir = tmp_path_factory.mktemp("e2e")
+    states, stdout = run_pipeline(workdir, small_data_dir)
+    result = read_run_result(str(workdir / "metadata.sqlite"), "taxi-tips")
+    return workdir, small_data_dir, states, stdout, result

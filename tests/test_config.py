@@ -49,6 +49,9 @@ def test_shipped_config_is_valid():
     ({"split_ratio": "{train = 2}"}, "split_ratio"),
     ({"split_patterns": "{train = \"../x/*\", eval = \"e/*\"}"}, "split_patterns"),
     ({"model_name": "Bad Name!"}, "model_name"),
+    ({"model_name": "../../etc"}, "model_name"),        # would write outside serving_dir
+    ({"pipeline_name": "../escape"}, "pipeline_name"),
+    ({"keep_versions": "0"}, "keep_versions"),
     ({"no_such_setting": "1"}, "no_such_setting"),
 ])
 def test_bad_values_name_the_field(overrides, field):

@@ -3,52 +3,23 @@
 from __future__ import annotations
 
 import os
-import re
-import subprocess
-import sys
 
 import pytest
 import tensorflow as tf
 
-from conftest import PROJECT_DIR, read_examples
+from conftest import ALL_NODES, PROJECT_DIR, read_examples, run_pipeline
 
 pytestmark = pytest.mark.e2e
 
-ALL_NODES = ["ImportExampleGen", "ImportSchemaGen", "latest_blessed_model_resolver", "StatisticsGen",
-             "ExampleValidator", "ValidationGate", "Transform", "Trainer", "Evaluator", "Pusher"]
-LINE = re.compile(r"^\[\s*\d+/\d+\] (\S+)\s+(done|cached|FAILED)\s+([\d.]+) s$", re.M)
-
-
-def run_pipeline(workdir, data_dir, *overrides: str) -> tuple[dict[str, str], str]:
-    args = [sys.executable, str(PROJECT_DIR / "local_runner.py"), "--config", str(PROJECT_DIR / "configs" / "local.toml"),
-            "--set", f"input_base={data_dir}",
-            "--set", f"pipeline_root={workdir}/root", "--set", f"metadata_path={workdir}/metadata.sqlite",
-            "--set", f"serving_dir={workdir}/serving",
-            "--set", "train_steps=150", "--set", "eval_steps=10", "--set", "cpu_replicas=2",
-            "--set", "min_auc=0.55", "--set", "min_accuracy=0.55", "--set", "max_auc_drop=0.2"]
-    for o in overrides:
-        args += ["--set", o]
-    proc = subprocess.run(args, capture_output=True, text=True, cwd=PROJECT_DIR, timeout=900)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    return {m.group(1): m.group(2) for m in LINE.finditer(proc.stdout)}, proc.stdout
-
-
-@pytest.fixture(scope="module")
-def first_run(tmp_path_factory, small_data_dir):
-    workdir = tmp_path_factory.mktemp("e2e")
-    states, stdout = run_pipeline(workdir, small_data_dir)
-    return workdir, small_data_dir, states, stdout
-
-
 def test_every_component_ran(first_run):
-    _, _, states, stdout = first_run
+    _, _, states, stdout, _ = first_run
     assert states == {node: "done" for node in ALL_NODES}, stdout
     assert "MirroredStrategy: 2 replica(s)" in stdout
     assert "global batch 128" in stdout  # 64 per replica x 2
 
 
 def test_pushed_model_serves_probabilities(first_run):
-    workdir, data_dir, _, stdout = first_run
+    workdir, data_dir, _, stdout, _ = first_run
     assert "model BLESSED" in stdout
     versions = os.listdir(workdir / "serving" / "taxi_tips")
     assert len(versions) == 1 and versions[0].isdigit()
@@ -65,10 +36,8 @@ def test_metrics_exist_for_every_slicing_spec(first_run):
 
     from pipeline.config import load_config
     from pipeline.evaluation import slicing_specs
-    from pipeline.run_outputs import read_run_result
 
-    workdir, _, _, _ = first_run
-    result = read_run_result(str(workdir / "metadata.sqlite"), "taxi-tips")
+    result = first_run[4]
     assert result.blessed is True and result.pushed_to
     assert 0.55 <= result.overall["auc"] <= 1.0
     eval_result = tfma.load_eval_result(result.evaluation_uri)
@@ -78,7 +47,7 @@ def test_metrics_exist_for_every_slicing_spec(first_run):
 
 
 def test_rerun_is_cached_and_a_trainer_change_reruns_only_what_follows(first_run):
-    workdir, data_dir, _, _ = first_run
+    workdir, data_dir, _, _, _ = first_run
     before = sorted(os.listdir(workdir / "serving" / "taxi_tips"))
 
     # Second run: the first model is now the blessed baseline, so the Evaluator runs once

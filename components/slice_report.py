@@ -1,0 +1,35 @@
+"""SliceReport: the Evaluator's result as report.html and report.md, an artifact of every run.
+
+Reviewers should not need Jupyter (or the internet, which TFMA's widgets load charts
+from) to see per-slice metrics: this step renders them into static files next to the
+evaluation, and the local runner prints where they are.
+"""
+
+from tfx.dsl.component.experimental.annotations import InputArtifact, OutputArtifact, Parameter
+from tfx.dsl.component.experimental.decorators import component
+from tfx.types.artifact import Artifact
+from tfx.types.standard_artifacts import ExampleAnomalies, ExampleStatistics, ModelEvaluation
+
+
+class SliceReportFiles(Artifact):
+    """A directory holding report.html and report.md."""
+
+    TYPE_NAME = "SliceReport"
+
+
+@component
+def SliceReport(
+    evaluation: InputArtifact[ModelEvaluation],
+    statistics: InputArtifact[ExampleStatistics],
+    anomalies: InputArtifact[ExampleAnomalies],
+    report: OutputArtifact[SliceReportFiles],
+    small_slice_examples: Parameter[int] = 50,
+):
+    from reporting.model import load_report
+    from reporting.render import write_reports
+
+    result = load_report(evaluation.uri, statistics.uri, anomalies.uri, small_slice_examples)
+    html_path, md_path = write_reports(result, report.uri)
+    report.set_string_custom_property("html", html_path)
+    report.set_string_custom_property("markdown", md_path)
+    report.set_int_custom_property("blessed", int(result.blessed))

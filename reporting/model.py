@@ -1,0 +1,270 @@
+"""What a report says, gathered from TFMA's output into plain data.
+
+Kept apart from rendering so the HTML, the Markdown and the tests all read one set of
+numbers, and so the tests can check the report against the evaluation it came from.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass, field
+
+HEADLINE = ("auc", "binary_accuracy", "auc_precision_recall", "precision", "recall", "calibration", "example_count")
+TABLE_METRICS = ("example_count", "auc", "binary_accuracy", "precision", "recall", "calibration")
+FAIRNESS = {"fall_out": "FPR", "miss_rate": "FNR", "predicted_positive_rate": "PPR", "false_discovery_rate": "FDR"}
+CLASS_TO_KEY = {"FallOut": "fall_out", "MissRate": "miss_rate",
+                "PredictedPositiveRate": "predicted_positive_rate", "FalseDiscoveryRate": "false_discovery_rate"}
+
+
+@dataclass
+class Gate:
+    metric: str
+    min_value: float | None = None
+    max_drop: float | None = None  # allowed loss against the baseline
+
+
+@dataclass
+class SliceRow:
+    spec: str                      # e.g. "payment_type" or "payment_type x trip_start_day"
+    name: str                      # e.g. "payment_type=Cash"
+    values: dict[str, float]
+    baseline: dict[str, float] = field(default_factory=dict)
+    flags: list[str] = field(default_factory=list)  # "below threshold", "regressed", "small"
+
+    @property
+    def count(self) -> int:
+        return int(self.values.get("example_count", 0))
+
+
+@dataclass
+class Curves:
+    calibration: list[tuple[float, float, float]] = field(default_factory=list)  # (mean pred, mean label, n)
+    roc: list[tuple[float, float]] = field(default_factory=list)                 # (fpr, tpr)
+    pr: list[tuple[float, float]] = field(default_factory=list)                  # (recall, precision)
+
+
+@dataclass
+class Report:
+    blessed: bool
+    failures: list[str]
+    gates: list[Gate]
+    overall: SliceRow
+    specs: dict[str, list[SliceRow]]
+    fairness_thresholds: list[float]
+    curves: Curves
+    baseline_curves: Curves | None
+    has_baseline: bool
+    small_slice_examples: int
+    statistics: dict[str, dict] = field(default_factory=dict)   # split -> {"examples": n, "missing": {feature: frac}}
+    anomalies: dict[str, list[str]] = field(default_factory=dict)
+    source: str = ""
+
+    def worst_slices(self, metric: str = "auc", n: int = 5) -> list[SliceRow]:
+        rows = [r for rows in self.specs.values() for r in rows
+                if "small" not in r.flags and not math.isnan(r.values.get(metric, math.nan))]
+        return sorted(rows, key=lambda r: r.values[metric])[:n]
+
+    def gate_results(self) -> list[tuple[str, bool]]:
+        """Each threshold in words, and whether the candidate met it (overall slice)."""
+        out = []
+        for g in self.gates:
+            value = self.overall.values.get(g.metric)
+            if g.min_value is not None and value is not None:
+                out.append((f"{g.metric} >= {g.min_value:.4f} (is {value:.4f})", value >= g.min_value))
+            if g.max_drop is not None:
+                diff = self.overall.values.get(f"{g.metric}_diff")
+                if diff is None:
+                    out.append((f"{g.metric} at most {g.max_drop:.4f} below baseline (no baseline yet)", True))
+                else:
+                    out.append((f"{g.metric} at most {g.max_drop:.4f} below baseline (change {diff:+.4f})",
+                                diff >= -g.max_drop - 1e-9))
+        return out
+
+
+def _flatten(metrics: dict, fairness_thresholds: list[float]) -> dict[str, float]:
+    out = {}
+    for name, value in metrics.items():
+        if "doubleValue" in value:
+            out[name] = float(value["doubleValue"])
+        elif "arrayValue" in value:
+            base = name.removesuffix("_diff")
+            suffix = "_diff" if name.endswith("_diff") else ""
+            for t, v in zip(fairness_thresholds, value["arrayValue"].get("float64Values", [])):
+                out[f"{base}@{t:g}{suffix}"] = float(v)
+    return out
+
+
+def _undefined_when_one_class(values: dict[str, float]) -> dict[str, float]:
+    """AUC needs both classes: in a slice where every label is the same (e.g. cash trips,
+    whose tips are not recorded) TFMA reports 0, which would read as a failure."""
+    if values.get("mean_label") in (0.0, 1.0):
+        for name in ("auc", "auc_precision_recall", "auc_diff", "auc_precision_recall_diff"):
+            if name in values:
+                values[name] = math.nan
+    return values
+
+
+def _slice_spec_and_name(slice_key) -> tuple[str, str]:
+    if not slice_key:
+        return "Overall", "Overall"
+    cols = [c for c, _ in slice_key]
+    name = ", ".join(f"{c}={v.decode() if isinstance(v, bytes) else v}" for c, v in slice_key)
+    return " x ".join(cols), name
+
+
+def _gates(eval_config) -> list[Gate]:
+    gates = []
+    for spec in eval_config.metrics_specs:
+        for metric in spec.metrics:
+            thresholds = [t.threshold for t in metric.per_slice_thresholds]
+            if metric.HasField("threshold"):
+                thresholds.append(metric.threshold)
+            key = {"AUC": "auc", "BinaryAccuracy": "binary_accuracy"}.get(metric.class_name, metric.class_name.lower())
+            for t in thresholds:
+                g = Gate(key)
+                if t.HasField("value_threshold") and t.value_threshold.HasField("lower_bound"):
+                    g.min_value = t.value_threshold.lower_bound.value
+                if t.HasField("change_threshold") and t.change_threshold.HasField("absolute"):
+                    g.max_drop = round(-t.change_threshold.absolute.value, 6)
+                gates.append(g)
+    return gates
+
+
+def _fairness_thresholds(eval_config) -> list[float]:
+    for spec in eval_config.metrics_specs:
+        for metric in spec.metrics:
+            if metric.class_name in CLASS_TO_KEY and metric.config:
+                return [float(t) for t in json.loads(metric.config).get("thresholds", [])]
+    return []
+
+
+def _curves(plots: dict) -> Curves:
+    curves = Curves()
+    inner = next(iter(next(iter(plots.values())).values())) if plots else {}
+    buckets = inner.get("calibrationHistogramBuckets", {}).get("buckets", [])
+    bins: list[list[float]] = [[0.0, 0.0, 0.0] for _ in range(20)]
+    for b in buckets:
+        n = b.get("numWeightedExamples", 0.0)
+        if not n:
+            continue
+        lo = b.get("lowerThresholdInclusive", 0.0)
+        lo = 0.0 if not isinstance(lo, (int, float)) else lo
+        i = min(19, max(0, int(lo * 20)))
+        bins[i][0] += b.get("totalWeightedRefinedPrediction", 0.0)
+        bins[i][1] += b.get("totalWeightedLabel", 0.0)
+        bins[i][2] += n
+    curves.calibration = [(p / n, l / n, n) for p, l, n in bins if n]
+    for m in inner.get("confusionMatrixAtThresholds", {}).get("matrices", []):
+        tp, fp = m.get("truePositives", 0.0), m.get("falsePositives", 0.0)
+        fn, tn = m.get("falseNegatives", 0.0), m.get("trueNegatives", 0.0)
+        if tp + fn and fp + tn:
+            curves.roc.append((fp / (fp + tn), tp / (tp + fn)))
+        if tp + fp and tp + fn:
+            curves.pr.append((tp / (tp + fn), tp / (tp + fp)))
+    curves.roc.sort()
+    curves.pr.sort()
+    return curves
+
+
+def load_report(evaluation_uri: str, statistics_uri: str | None = None, anomalies_uri: str | None = None,
+                small_slice_examples: int = 50) -> Report:
+    import tensorflow_model_analysis as tfma
+
+    from pipeline.run_outputs import describe_failures
+
+    validation = tfma.load_validation_result(evaluation_uri)
+    # With a baseline TFMA names the models "candidate" and "baseline"; without, one model "".
+    candidate = _load_eval(evaluation_uri, "candidate") or _load_eval(evaluation_uri, None)
+    if candidate is None:
+        raise ValueError(f"no evaluation results in {evaluation_uri}")
+    baseline = _load_eval(evaluation_uri, "baseline")
+    config = candidate.config
+    fairness_thresholds = _fairness_thresholds(config)
+    gates = _gates(config)
+    min_values = {g.metric: g.min_value for g in gates if g.min_value is not None}
+    max_drops = {g.metric: g.max_drop for g in gates if g.max_drop is not None}
+    base_by_slice = {}
+    if baseline is not None:
+        for key, metrics in baseline.slicing_metrics:
+            base_by_slice[tuple(key)] = _undefined_when_one_class(
+                _flatten(next(iter(next(iter(metrics.values())).values())), fairness_thresholds))
+
+    specs: dict[str, list[SliceRow]] = {}
+    overall = None
+    for key, metrics in candidate.slicing_metrics:
+        values = _undefined_when_one_class(
+            _flatten(next(iter(next(iter(metrics.values())).values())), fairness_thresholds))
+        spec, name = _slice_spec_and_name(key)
+        row = SliceRow(spec, name, values, base_by_slice.get(tuple(key), {}))
+        if row.count < small_slice_examples:
+            row.flags.append("small")
+        if any(values.get(m, math.inf) < v for m, v in min_values.items()):  # NaN compares False
+            row.flags.append("below threshold")
+        if any(values.get(f"{m}_diff", 0.0) < -d - 1e-9 for m, d in max_drops.items()):
+            row.flags.append("regressed")
+        if not key:
+            overall = row
+        else:
+            specs.setdefault(spec, []).append(row)
+    for rows in specs.values():
+        rows.sort(key=lambda r: -r.count)
+    if overall is None:
+        raise ValueError(f"{evaluation_uri} has no overall slice")
+
+    plots = {tuple(k): p for k, p in candidate.plots}
+    base_plots = {tuple(k): p for k, p in baseline.plots} if baseline is not None else {}
+    report = Report(
+        blessed=bool(validation.validation_ok),
+        failures=describe_failures(validation),
+        gates=gates,
+        overall=overall,
+        specs=specs,
+        fairness_thresholds=fairness_thresholds,
+        curves=_curves(plots.get((), {})),
+        baseline_curves=_curves(base_plots[()]) if () in base_plots else None,
+        has_baseline=baseline is not None,
+        small_slice_examples=small_slice_examples,
+        source=evaluation_uri,
+    )
+    if statistics_uri:
+        report.statistics = load_statistics(statistics_uri)
+    if anomalies_uri:
+        from components.anomalies import read_anomalies
+
+        report.anomalies = read_anomalies(anomalies_uri)
+    return report
+
+
+def _load_eval(uri: str, model_name: str | None):
+    import tensorflow_model_analysis as tfma
+
+    try:
+        result = tfma.load_eval_result(uri, model_name=model_name)
+    except Exception:
+        return None
+    if model_name == "baseline" and not any(s.is_baseline for s in result.config.model_specs):
+        return None
+    return result if result.slicing_metrics else None
+
+
+def load_statistics(statistics_uri: str) -> dict[str, dict]:
+    from tensorflow_metadata.proto.v0 import statistics_pb2
+
+    out = {}
+    for entry in sorted(os.listdir(statistics_uri)):
+        path = os.path.join(statistics_uri, entry, "FeatureStats.pb")
+        if not entry.startswith("Split-") or not os.path.exists(path):
+            continue
+        stats = statistics_pb2.DatasetFeatureStatisticsList()
+        with open(path, "rb") as f:
+            stats.ParseFromString(f.read())
+        ds = stats.datasets[0]
+        missing = {}
+        for feat in ds.features:
+            common = feat.num_stats.common_stats if feat.HasField("num_stats") else feat.string_stats.common_stats
+            if ds.num_examples:
+                missing[feat.path.step[0]] = common.num_missing / ds.num_examples
+        out[entry.removeprefix("Split-")] = {"examples": int(ds.num_examples), "missing": missing}
+    return out

@@ -1,0 +1,183 @@
+"""report.html (self-contained, offline) and report.md (a pull-request comment)."""
+
+from __future__ import annotations
+
+import html
+import math
+import os
+import tempfile
+
+from reporting import charts
+from reporting.model import FAIRNESS, HEADLINE, TABLE_METRICS, Report, SliceRow
+
+CSS = """
+body{font:14px/1.45 system-ui,-apple-system,'Segoe UI',sans-serif;color:#111827;margin:0;background:#f9fafb}
+main{max-width:1100px;margin:0 auto;padding:24px}
+h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:28px 0 8px;border-bottom:1px solid #e5e7eb;padding-bottom:4px}
+.verdict{padding:14px 18px;border-radius:8px;margin:16px 0;font-size:16px}
+.ok{background:#ecfdf5;border:1px solid #10b981}.bad{background:#fef2f2;border:1px solid #ef4444}
+.cards{display:flex;flex-wrap:wrap;gap:10px}.card{background:#fff;border:1px solid #e5e7eb;border-radius:8px;padding:10px 14px;min-width:130px}
+.card b{display:block;font-size:20px}.up{color:#047857}.down{color:#b91c1c}.muted{color:#6b7280}
+table{border-collapse:collapse;background:#fff;width:100%;font-size:13px}
+th,td{border-bottom:1px solid #e5e7eb;padding:4px 8px;text-align:right;white-space:nowrap}
+th:first-child,td:first-child{text-align:left;white-space:normal}
+th{background:#f3f4f6;cursor:pointer;user-select:none;position:sticky;top:0}
+th.sorted-asc::after{content:' \\25B2'}th.sorted-desc::after{content:' \\25BC'}
+tr.flag-bad td{background:#fef2f2}tr.flag-small td{color:#6b7280;font-style:italic}
+.tag{display:inline-block;font-size:11px;border-radius:4px;padding:0 5px;margin-left:4px;background:#e5e7eb}
+.tag.bad{background:#fecaca;border:0}.charts{display:flex;flex-wrap:wrap;gap:12px}.charts svg{max-width:100%;height:auto;background:#fff}
+ul.gates li{list-style:none}ul.gates li::before{content:attr(data-mark);margin-right:6px}
+details{margin:8px 0}.scroll{max-height:520px;overflow:auto;border:1px solid #e5e7eb}
+"""
+
+SORT_JS = """
+document.querySelectorAll('table.sortable').forEach(function(t){
+  t.querySelectorAll('th').forEach(function(th,i){th.addEventListener('click',function(){
+    var asc=!th.classList.contains('sorted-asc');
+    t.querySelectorAll('th').forEach(function(h){h.classList.remove('sorted-asc','sorted-desc')});
+    th.classList.add(asc?'sorted-asc':'sorted-desc');
+    var rows=Array.prototype.slice.call(t.tBodies[0].rows);
+    rows.sort(function(a,b){var x=a.cells[i].dataset.v,y=b.cells[i].dataset.v;
+      var nx=parseFloat(x),ny=parseFloat(y);
+      var c=(isNaN(nx)||isNaN(ny))?String(x).localeCompare(String(y)):nx-ny;return asc?c:-c;});
+    rows.forEach(function(r){t.tBodies[0].appendChild(r)});});});});
+"""
+
+
+def _fmt(name: str, value: float | None) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    return f"{value:.0f}" if name == "example_count" else f"{value:.4f}"
+
+
+def _delta(value: float | None, base: float | None) -> str:
+    if value is None or base is None or math.isnan(value) or math.isnan(base):
+        return ""
+    return f"{value - base:+.4f}"
+
+
+def _table_columns(report: Report) -> list[str]:
+    cols = list(TABLE_METRICS)
+    for key in FAIRNESS:
+        cols += [f"{key}@{t:g}" for t in report.fairness_thresholds]
+    return cols
+
+
+def _column_title(col: str) -> str:
+    base, _, t = col.partition("@")
+    return f"{FAIRNESS[base]}@{t}" if base in FAIRNESS else col
+
+
+def _row_html(row: SliceRow, cols: list[str], show_delta: bool) -> str:
+    classes = []
+    if "below threshold" in row.flags or "regressed" in row.flags:
+        classes.append("flag-bad")
+    if "small" in row.flags:
+        classes.append("flag-small")
+    tags = "".join(f'<span class="tag{" bad" if f != "small" else ""}">{html.escape(f if f != "small" else "uncertain: few examples")}</span>'
+                   for f in row.flags)
+    cells = [f'<td data-v="{html.escape(row.name)}">{html.escape(row.name)}{tags}</td>']
+    for c in cols:
+        v = row.values.get(c)
+        shown = _fmt(c, v)
+        if show_delta and c in ("auc", "binary_accuracy") and row.baseline.get(c) is not None:
+            d = _delta(v, row.baseline.get(c))
+            if d:
+                shown += f' <span class="{"down" if d.startswith("-") else "up"}">({d})</span>'
+        sort_v = "" if v is None or math.isnan(v) else f"{v:.6f}"
+        cells.append(f'<td data-v="{sort_v}">{shown}</td>')
+    return f'<tr class="{" ".join(classes)}">' + "".join(cells) + "</tr>"
+
+
+def render_html(report: Report) -> str:
+    cols = _table_columns(report)
+    verdict_cls = "ok" if report.blessed else "bad"
+    verdict = "BLESSED: the candidate passed every threshold and will be pushed." if report.blessed else \
+        "NOT BLESSED: the candidate failed a threshold and is not pushed."
+    parts = [f"<h1>Model evaluation: slice report</h1><div class='muted'>{html.escape(report.source)}</div>",
+             f"<div id='verdict' class='verdict {verdict_cls}'><b>{verdict}</b></div>"]
+
+    gate_items = "".join(f'<li data-mark="{"✔" if ok else "✘"}" class="{"up" if ok else "down"}">{html.escape(text)}</li>'
+                         for text, ok in report.gate_results())
+    parts.append(f"<h2>Thresholds</h2><ul id='gates' class='gates'>{gate_items}</ul>")
+    if report.failures:
+        parts.append("<p class='down'>" + "<br>".join(html.escape(f) for f in report.failures) + "</p>")
+
+    cards = []
+    for name in HEADLINE:
+        v = report.overall.values.get(name)
+        b = report.overall.baseline.get(name)
+        d = _delta(v, b)
+        delta = f"<span class='{'down' if d.startswith('-') else 'up'}'>{d} vs baseline</span>" if d else \
+            "<span class='muted'>no baseline</span>"
+        cards.append(f"<div class='card'><span class='muted'>{name}</span><b>{_fmt(name, v)}</b>{delta}</div>")
+    parts.append("<h2>Headline metrics (overall)</h2><div id='headline' class='cards'>" + "".join(cards) + "</div>")
+
+    charts_html = [charts.calibration(report.curves, report.baseline_curves),
+                   charts.curve(report.curves.roc, report.baseline_curves.roc if report.baseline_curves else None, "roc"),
+                   charts.curve(report.curves.pr, report.baseline_curves.pr if report.baseline_curves else None, "pr")]
+    parts.append("<div class='charts'>" + "".join(c for c in charts_html if c) + "</div>")
+
+    auc_min = next((g.min_value for g in report.gates if g.metric == "auc" and g.min_value is not None), None)
+    header = "".join(f"<th>{html.escape(_column_title(c))}</th>" for c in ["slice"] + cols)
+    for spec, rows in report.specs.items():
+        n_bad = sum(1 for r in rows if "below threshold" in r.flags or "regressed" in r.flags)
+        body = "".join(_row_html(r, cols, report.has_baseline) for r in rows)
+        parts.append(
+            f"<h2>By {html.escape(spec)} <span class='muted'>({len(rows)} slices, {n_bad} flagged)</span></h2>"
+            f"<div class='charts'>{charts.slice_bars(rows, 'auc', auc_min)}</div>"
+            f"<div class='scroll'><table class='sortable slices' data-spec='{html.escape(spec)}'>"
+            f"<thead><tr>{header}</tr></thead><tbody>{body}</tbody></table></div>")
+    parts.append(f"<p class='muted'>Slices with fewer than {report.small_slice_examples} examples are shown in "
+                 "italics and marked uncertain. FPR/FNR/PPR/FDR: false positive, false negative, predicted "
+                 "positive and false discovery rate at the given decision threshold (fairness indicators).</p>")
+
+    if report.statistics or report.anomalies:
+        stats = "".join(
+            f"<li>{html.escape(split)}: {s['examples']} examples; most often missing: "
+            + html.escape(", ".join(f"{k} {v:.0%}" for k, v in sorted(s['missing'].items(), key=lambda kv: -kv[1])[:4] if v > 0) or "none")
+            + "</li>" for split, s in report.statistics.items())
+        anomalies = "".join(f"<li>{html.escape(split)}: {html.escape(a)}</li>"
+                            for split, items in report.anomalies.items() for a in items) or "<li>none</li>"
+        parts.append(f"<h2>Data</h2><ul id='statistics'>{stats}</ul><h3>Anomalies</h3><ul id='anomalies'>{anomalies}</ul>")
+
+    return ("<!doctype html><html lang='en'><head><meta charset='utf-8'>"
+            "<meta name='viewport' content='width=device-width,initial-scale=1'>"
+            f"<title>Slice report: {'blessed' if report.blessed else 'not blessed'}</title><style>{CSS}</style></head>"
+            f"<body><main>{''.join(parts)}</main><script>{SORT_JS}</script></body></html>")
+
+
+def render_markdown(report: Report, worst: int = 5) -> str:
+    icon = "✅" if report.blessed else "❌"
+    lines = [f"## {icon} Model {'blessed' if report.blessed else 'NOT blessed'}", ""]
+    for text, ok in report.gate_results():
+        lines.append(f"- {'✔' if ok else '✘'} {text}")
+    lines += ["", "| metric | candidate | baseline | change |", "|---|---:|---:|---:|"]
+    for name in HEADLINE:
+        v, b = report.overall.values.get(name), report.overall.baseline.get(name)
+        lines.append(f"| {name} | {_fmt(name, v)} | {_fmt(name, b) if b is not None else '–'} | {_delta(v, b) or '–'} |")
+    rows = report.worst_slices("auc", worst)
+    if rows:
+        lines += ["", f"**Worst slices by AUC** (at least {report.small_slice_examples} examples):", "",
+                  "| slice | examples | AUC | accuracy | flags |", "|---|---:|---:|---:|---|"]
+        for r in rows:
+            lines.append(f"| {r.name} | {r.count} | {_fmt('auc', r.values.get('auc'))} | "
+                         f"{_fmt('binary_accuracy', r.values.get('binary_accuracy'))} | {', '.join(r.flags) or ''} |")
+    flagged = sum(1 for rs in report.specs.values() for r in rs if "below threshold" in r.flags or "regressed" in r.flags)
+    lines += ["", f"{flagged} slice(s) below a threshold or regressed; full per-slice tables and plots in `report.html`."]
+    return "\n".join(lines) + "\n"
+
+
+def write_reports(report: Report, out_dir: str) -> tuple[str, str]:
+    """Write report.html and report.md; each appears whole or not at all."""
+    os.makedirs(out_dir, exist_ok=True)
+    paths = []
+    for name, text in (("report.html", render_html(report)), ("report.md", render_markdown(report))):
+        fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=f".{name}.")
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        target = os.path.join(out_dir, name)
+        os.replace(tmp, target)
+        os.chmod(target, 0o644)
+        paths.append(target)
+    return paths[0], paths[1]

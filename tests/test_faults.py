@@ -1,0 +1,173 @@
+"""Bad input, bad data, bad models and crashes: each is a clear message and leaves
+nothing half-written; nothing bad is pushed."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import tensorflow as tf
+
+from conftest import DATA_DIR, PROJECT_DIR, read_examples, run_pipeline, write_examples
+from pipeline.config import load_config
+from pipeline.preflight import InputError, RunLock, RunLocked, check_inputs
+
+
+def cfg_for(input_base, **overrides):
+    return load_config(overrides={"input_base": str(input_base), **overrides}, base_dir=PROJECT_DIR)
+
+
+@pytest.fixture(scope="module")
+def records():
+    return read_examples(str(DATA_DIR / "*.tfrecord.gz"), limit=500)
+
+
+def test_good_input_is_counted(tmp_path, records):
+    write_examples(records, tmp_path / "a.tfrecord.gz")
+    assert check_inputs(cfg_for(tmp_path)) == {"all": 500}
+
+
+def test_truncated_gzip_names_the_file(tmp_path, records):
+    write_examples(records, tmp_path / "good.tfrecord.gz")
+    data = (tmp_path / "good.tfrecord.gz").read_bytes()
+    (tmp_path / "bad.tfrecord.gz").write_bytes(data[: len(data) // 2])
+    with pytest.raises(InputError, match=r"bad\.tfrecord\.gz: corrupt or truncated"):
+        check_inputs(cfg_for(tmp_path))
+
+
+def test_records_that_are_not_examples(tmp_path):
+    write_examples([b"\x08\x96\x01not-an-example"] * 3, tmp_path / "x.tfrecord.gz")
+    with pytest.raises(InputError, match=r"x\.tfrecord\.gz: record 0 is not a tf.train.Example"):
+        check_inputs(cfg_for(tmp_path))
+
+
+def test_plain_text_is_not_a_tfrecord(tmp_path):
+    with gzip.open(tmp_path / "t.tfrecord.gz", "wb") as f:
+        f.write(b"fare,tips\n1,2\n" * 50)
+    with pytest.raises(InputError, match=r"t\.tfrecord\.gz"):
+        check_inputs(cfg_for(tmp_path))
+
+
+def test_missing_empty_and_unmatched_inputs(tmp_path):
+    with pytest.raises(InputError, match="does not exist"):
+        check_inputs(cfg_for(tmp_path / "nowhere"))
+    with pytest.raises(InputError, match="no input files match"):
+        check_inputs(cfg_for(tmp_path))  # empty directory
+    (tmp_path / "data.csv").write_text("a,b\n")
+    with pytest.raises(InputError, match=r"no input files match .*\*\.tfrecord\.gz"):
+        check_inputs(cfg_for(tmp_path))
+    write_examples([], tmp_path / "empty.tfrecord.gz")
+    with pytest.raises(InputError, match="has no records"):
+        check_inputs(cfg_for(tmp_path))
+
+
+def test_an_empty_existing_split_is_refused(tmp_path, records):
+    write_examples(records, tmp_path / "train" / "a.tfrecord.gz")
+    write_examples([], tmp_path / "eval" / "a.tfrecord.gz")
+    cfg = cfg_for(tmp_path, split_patterns={"train": "train/*", "eval": "eval/*"})
+    with pytest.raises(InputError, match="split 'eval' has no records"):
+        check_inputs(cfg)
+
+
+def test_a_second_run_on_the_same_root_is_refused(tmp_path):
+    cfg = cfg_for(DATA_DIR, pipeline_root=str(tmp_path / "root"))
+    first = RunLock(cfg)
+    first.acquire()
+    with pytest.raises(RunLocked, match=f"pid {os.getpid()}"):
+        RunLock(cfg).acquire()
+    first.release()
+    again = RunLock(cfg)
+    again.acquire()  # free once the first run ends
+    again.release()
+
+
+def runner(*args, timeout=300) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(PROJECT_DIR / "local_runner.py"), *args],
+                          capture_output=True, text=True, cwd=PROJECT_DIR, timeout=timeout)
+
+
+def test_cli_bad_input_is_one_line_without_traceback(tmp_path):
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "x.tfrecord.gz").write_bytes(b"\x1f\x8b\x08\x00garbage")
+    proc = runner("--set", f"input_base={tmp_path / 'in'}", "--set", f"pipeline_root={tmp_path}/root",
+                  "--set", f"metadata_path={tmp_path}/m.sqlite")
+    assert proc.returncode == 2
+    out = proc.stdout + proc.stderr
+    assert "input error:" in out and "x.tfrecord.gz" in out
+    assert "Traceback" not in out
+    assert not (tmp_path / "m.sqlite").exists()  # refused before anything ran
+
+
+def test_cli_bad_config_is_refused_before_anything_runs(tmp_path):
+    proc = runner("--set", "train_steps=-5", "--set", f"pipeline_root={tmp_path}/root")
+    assert proc.returncode == 2
+    assert "config error: train_steps: must be >= 1" in proc.stderr
+    assert not (tmp_path / "root").exists()
+
+
+@pytest.mark.e2e
+def test_anomalies_stop_the_run_before_transform(tmp_path, records):
+    bad = []
+    for i, r in enumerate(records):
+        ex = tf.train.Example.FromString(r)
+        if i % 3 == 0:
+            ex.features.feature["trip_start_hour"].int64_list.value[:] = [31]      # outside 0..23
+            ex.features.feature["payment_type"].bytes_list.value[:] = [b"Bitcoin"]  # not in the domain
+        bad.append(ex.SerializeToString())
+    write_examples(bad, tmp_path / "data" / "bad.tfrecord.gz")
+    proc = runner("--set", f"input_base={tmp_path / 'data'}", "--set", f"pipeline_root={tmp_path}/root",
+                  "--set", f"metadata_path={tmp_path}/m.sqlite", "--set", f"serving_dir={tmp_path}/serving")
+    assert proc.returncode == 1, proc.stdout
+    assert "ValidationGate" in proc.stdout and "FAILED" in proc.stdout
+    assert "trip_start_hour" in proc.stdout and "payment_type" in proc.stdout
+    assert "Transform" not in proc.stdout  # never started
+    assert not (tmp_path / "serving").exists()
+
+
+@pytest.mark.e2e
+def test_model_below_threshold_is_not_pushed(tmp_path, small_data_dir):
+    states, stdout = run_pipeline(tmp_path, small_data_dir, "min_auc=0.99")
+    assert "model NOT blessed: auc = " in stdout and "needs >= 0.9900 [Overall]" in stdout
+    assert "nothing pushed" in stdout
+    assert not (tmp_path / "serving" / "taxi_tips").exists() or not os.listdir(tmp_path / "serving" / "taxi_tips")
+    report_md = next(l.split()[-1] for l in stdout.splitlines() if l.strip().endswith("report.md"))
+    assert "NOT blessed" in open(report_md).read()
+
+
+@pytest.mark.e2e
+def test_killed_run_resumes_from_cache_and_concurrent_run_is_refused(tmp_path, small_data_dir):
+    args = [sys.executable, str(PROJECT_DIR / "local_runner.py"), "--set", f"input_base={small_data_dir}",
+            "--set", f"pipeline_root={tmp_path}/root", "--set", f"metadata_path={tmp_path}/metadata.sqlite",
+            "--set", f"serving_dir={tmp_path}/serving", "--set", "train_steps=3000", "--set", "eval_steps=10",
+            "--set", "min_auc=0.55", "--set", "min_accuracy=0.55"]
+    victim = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=PROJECT_DIR)
+    deadline = time.time() + 300
+    log_dir = tmp_path / "logs"
+    while time.time() < deadline:  # wait until training is under way
+        logs = list(log_dir.glob("*.log")) if log_dir.exists() else []
+        if logs and "Component Trainer is running." in logs[0].read_text(errors="replace"):
+            break
+        assert victim.poll() is None, victim.stdout.read()
+        time.sleep(0.5)
+    else:
+        pytest.fail("the run never reached the Trainer")
+
+    second = runner(*args[2:], timeout=120)  # same pipeline root, while the first holds it
+    assert second.returncode == 3 and "refused: another run" in second.stdout, second.stdout
+
+    victim.send_signal(signal.SIGKILL)
+    victim.wait()
+
+    states, stdout = run_pipeline(tmp_path, small_data_dir)
+    for node in ("ImportExampleGen", "StatisticsGen", "Transform"):
+        assert states[node] == "cached", stdout
+    assert states["Trainer"] == "done" and states["Pusher"] == "done", stdout
+    base = tmp_path / "serving" / "taxi_tips"
+    assert [n for n in os.listdir(base) if not n.isdigit()] == []  # no half-written version
+    for version in os.listdir(base):
+        assert (base / version / "saved_model.pb").exists()
