@@ -30,7 +30,6 @@ class ComponentProgress(logging.Handler):
         self.current: str | None = None
         self.started = 0.0
         self.cached = False
-        self.timings: dict[str, tuple[float, bool]] = {}
         # On a terminal the "running" line is overwritten by the result; in a log, only
         # results are written.
         self.interactive = hasattr(self.stream, "isatty") and self.stream.isatty()
@@ -50,7 +49,6 @@ class ComponentProgress(logging.Handler):
             self.cached = True
         elif (m := _FINISHED.match(message)) and m.group(1) == self.current:
             seconds = time.monotonic() - self.started
-            self.timings[self.current] = (seconds, self.cached)
             state = "cached" if self.cached else "done"
             self._write(f"{self._prefix(self.current)} {state:<7}{seconds:7.1f} s")
             self.current = None

@@ -6,7 +6,6 @@ The local runner's summary, the tests and the notebooks all ask the same questio
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 
 import ml_metadata as mlmd
@@ -138,10 +137,3 @@ def _slice_name(slice_key) -> str:
     parts = [f"{c.column}={c.bytes_value.decode() if c.HasField('bytes_value') else (c.int64_value if c.HasField('int64_value') else c.float_value)}"
              for c in slice_key.single_slice_keys]
     return ", ".join(parts) or "Overall"
-
-
-def pushed_versions(serving_dir: str, model_name: str) -> list[int]:
-    base = os.path.join(serving_dir, model_name)
-    if not os.path.isdir(base):
-        return []
-    return sorted(int(d) for d in os.listdir(base) if d.isdigit())
