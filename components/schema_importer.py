@@ -40,10 +40,12 @@ def file_fingerprint(path: str) -> str:
 class FingerprintedImportSchemaGen(ImportSchemaGen):
     SPEC_CLASS = FingerprintedImportSchemaGenSpec
 
-    def __init__(self, schema_file: str):
+    def __init__(self, schema_file: str, fingerprint_of: str | None = None):
+        """`fingerprint_of`: a local copy of `schema_file`, when that is where tasks read it
+        (e.g. inside the pipeline image) rather than where the pipeline is compiled."""
         spec = FingerprintedImportSchemaGenSpec(
             schema_file=schema_file,
-            schema_fingerprint=file_fingerprint(schema_file),
+            schema_fingerprint=file_fingerprint(fingerprint_of or schema_file),
             schema=types.Channel(type=standard_artifacts.Schema),
         )
         super(ImportSchemaGen, self).__init__(spec=spec)

@@ -12,9 +12,13 @@ from tfx.types.standard_artifacts import ExampleAnomalies, ExampleStatistics, Mo
 
 
 class SliceReportFiles(Artifact):
-    """A directory holding report.html and report.md."""
+    """A directory holding report.html and report.md.
 
-    TYPE_NAME = "SliceReport"
+    KFP v2 only accepts custom types titled `module.Class`, and TFX's container entrypoint
+    imports the class by that title, hence a name that is also an import path.
+    """
+
+    TYPE_NAME = "components.SliceReportFiles"
 
 
 @component

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import posixpath
 import re
 import tomllib
 from dataclasses import dataclass, field, fields
@@ -66,8 +67,18 @@ class PipelineConfig:
     # Slices with fewer eval examples are flagged as uncertain in the report.
     small_slice_examples: int = 50
 
-    # Kubeflow: the pipeline image every task runs in (see Dockerfile).
+    # Kubeflow: the pipeline image every task runs in (see Dockerfile) ...
     image: str = "taxi-tfx-pipeline:latest"
+    # ... the Trainer pod's resources (0 = the cluster's default) ...
+    trainer_cpu: float = 0.0
+    trainer_memory_gb: float = 0.0
+    trainer_gpus: int = 0
+    trainer_gpu_type: str = "nvidia.com/gpu"
+    # ... the Beam arguments of every Beam task there (empty: the same as beam_args) ...
+    kubeflow_beam_args: list[str] = field(default_factory=list)
+    # ... and where the project lives inside the image (the Dockerfile's WORKDIR): relative
+    # paths in a compiled spec point there.
+    image_workdir: str = "/pipeline"
 
     # Where a relative path is resolved; not itself a pipeline setting.
     base_dir: str = field(default=str(PROJECT_DIR), repr=False)
@@ -78,6 +89,13 @@ class PipelineConfig:
         if "://" in value or os.path.isabs(value):
             return value
         return os.path.normpath(os.path.join(self.base_dir, value))
+
+    def image_path(self, name: str) -> str:
+        """The same location as seen from a task in the pipeline image."""
+        value = getattr(self, name)
+        if "://" in value or os.path.isabs(value):
+            return value
+        return posixpath.normpath(posixpath.join(self.image_workdir, value))
 
     def replace(self, **changes: Any) -> "PipelineConfig":
         return validate(dataclasses.replace(self, **changes))
@@ -127,6 +145,15 @@ def validate(cfg: PipelineConfig, check_files: bool = True) -> PipelineConfig:
         raise ConfigError("pipeline_name: use lower-case letters, digits, '-' or '_' (max 63)")
     if not _NAME_RE.match(cfg.model_name):
         raise ConfigError("model_name: use lower-case letters, digits, '-' or '_' (max 63)")
+    for name in ("trainer_cpu", "trainer_memory_gb", "trainer_gpus"):
+        if getattr(cfg, name) < 0:
+            raise ConfigError(f"{name}: must be >= 0, got {getattr(cfg, name)}")
+    if cfg.trainer_gpus and not cfg.trainer_gpu_type:
+        raise ConfigError("trainer_gpu_type: needed when trainer_gpus > 0")
+    if not cfg.image_workdir.startswith("/"):
+        raise ConfigError(f"image_workdir: must be an absolute path, got {cfg.image_workdir!r}")
+    if not cfg.image or any(c.isspace() for c in cfg.image):
+        raise ConfigError(f"image: must be an image reference without spaces, got {cfg.image!r}")
     for name in ("train_steps", "eval_steps", "per_replica_batch_size", "cpu_replicas", "keep_versions"):
         if getattr(cfg, name) < 1:
             raise ConfigError(f"{name}: must be >= 1, got {getattr(cfg, name)}")

@@ -1,20 +1,47 @@
-"""The one pipeline definition, used unchanged by the local and the Kubeflow runner."""
+"""The one pipeline definition, shared by the local and the Kubeflow runner.
+
+The two orchestrators differ in what they can run, not in what the pipeline does: on
+Kubeflow, operators change the input location and the training steps per run (runtime
+parameters), and the baseline model comes from the serving directory because open-source
+KFP cannot run TFX's resolver tasks (see components/baseline_model.py).
+"""
 
 from __future__ import annotations
 
+import json
 import os
 
 from tfx import v1 as tfx
 from tfx.dsl.components.base import executor_spec
 from tfx.proto import example_gen_pb2
 
-from components import serving_pusher
+from components import baseline_model, serving_pusher
 from components.slice_report import SliceReport
 from components.schema_importer import FingerprintedImportSchemaGen
 from components.validation_gate import ValidationGate
 from pipeline import evaluation
 from pipeline.config import PipelineConfig
 from pipeline.fingerprint import TRAINER_MODULES, TRANSFORM_MODULES, source_fingerprint
+
+
+def trainer_resources(cfg: PipelineConfig):
+    """Kubeflow's CPU, memory and GPU request for the Trainer's pod (ignored locally)."""
+    from kfp.pipeline_spec import pipeline_spec_pb2
+
+    spec = pipeline_spec_pb2.PipelineDeploymentConfig.PipelineContainerSpec.ResourceSpec()
+    # Both the deprecated numeric fields (what TFX's compiler checks) and the string ones
+    # (what current KFP backends read).
+    if cfg.trainer_cpu:
+        spec.cpu_limit = spec.cpu_request = cfg.trainer_cpu
+        spec.resource_cpu_limit = spec.resource_cpu_request = f"{cfg.trainer_cpu:g}"
+    if cfg.trainer_memory_gb:
+        spec.memory_limit = spec.memory_request = cfg.trainer_memory_gb
+        spec.resource_memory_limit = spec.resource_memory_request = f"{cfg.trainer_memory_gb:g}G"
+    if cfg.trainer_gpus:
+        spec.accelerator.type = spec.accelerator.resource_type = cfg.trainer_gpu_type
+        spec.accelerator.count = cfg.trainer_gpus
+        spec.accelerator.resource_count = str(cfg.trainer_gpus)
+    return spec
 
 
 def example_gen_input_config(cfg: PipelineConfig) -> example_gen_pb2.Input:
@@ -34,14 +61,35 @@ def example_gen_output_config(cfg: PipelineConfig) -> example_gen_pb2.Output | N
         for name, buckets in cfg.split_ratio.items()]))
 
 
-def create_pipeline(cfg: PipelineConfig, metadata_connection_config=None) -> tfx.dsl.Pipeline:
+LOCAL = "local"
+KUBEFLOW = "kubeflow"
+
+
+def runtime_parameters(cfg: PipelineConfig) -> dict[str, tfx.dsl.experimental.RuntimeParameter]:
+    """What operators set per Kubeflow run; defaults are the config's values."""
+    return {
+        "input_base": tfx.dsl.experimental.RuntimeParameter(
+            name="input_base", ptype=str, default=cfg.image_path("input_base")),
+        "train_args": tfx.dsl.experimental.RuntimeParameter(
+            name="train_args", ptype=str, default=json.dumps({"num_steps": cfg.train_steps})),
+    }
+
+
+def create_pipeline(cfg: PipelineConfig, metadata_connection_config=None,
+                    orchestrator: str = LOCAL) -> tfx.dsl.Pipeline:
+    if orchestrator not in (LOCAL, KUBEFLOW):
+        raise ValueError(f"orchestrator must be {LOCAL!r} or {KUBEFLOW!r}, got {orchestrator!r}")
+    kubeflow = orchestrator == KUBEFLOW
+    params = runtime_parameters(cfg) if kubeflow else {}
+    location = cfg.image_path if kubeflow else cfg.path
     example_gen = tfx.components.ImportExampleGen(
-        input_base=cfg.path("input_base"),
+        input_base=params.get("input_base", location("input_base")),
         input_config=example_gen_input_config(cfg),
         output_config=example_gen_output_config(cfg),
     )
     statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
-    schema_gen = FingerprintedImportSchemaGen(schema_file=cfg.path("schema_path")).with_id("ImportSchemaGen")
+    schema_gen = FingerprintedImportSchemaGen(
+        schema_file=location("schema_path"), fingerprint_of=cfg.path("schema_path")).with_id("ImportSchemaGen")
     example_validator = tfx.components.ExampleValidator(
         statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"])
     validation_gate = ValidationGate(
@@ -61,7 +109,7 @@ def create_pipeline(cfg: PipelineConfig, metadata_connection_config=None) -> tfx
         examples=transform.outputs["transformed_examples"],
         transform_graph=transform.outputs["transform_graph"],
         schema=schema_gen.outputs["schema"],
-        train_args=tfx.proto.TrainArgs(num_steps=cfg.train_steps),
+        train_args=params.get("train_args", tfx.proto.TrainArgs(num_steps=cfg.train_steps)),
         eval_args=tfx.proto.EvalArgs(num_steps=cfg.eval_steps),
         custom_config={
             "per_replica_batch_size": cfg.per_replica_batch_size,
@@ -72,18 +120,27 @@ def create_pipeline(cfg: PipelineConfig, metadata_connection_config=None) -> tfx
         },
     )
 
-    model_resolver = tfx.dsl.Resolver(
-        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
-        model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
-        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
-    ).with_id("latest_blessed_model_resolver")
+    if kubeflow and (cfg.trainer_cpu or cfg.trainer_memory_gb or cfg.trainer_gpus):
+        trainer.with_platform_config(trainer_resources(cfg))
 
-    evaluator = tfx.components.Evaluator(
+    model_base_path = os.path.join(location("serving_dir"), cfg.model_name)
+    if kubeflow:
+        model_resolver = baseline_model.LatestPushedModel(
+            model_base_path=model_base_path).with_id("latest_pushed_model")
+    else:
+        model_resolver = tfx.dsl.Resolver(
+            strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
+            model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
+            model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
+        ).with_id("latest_blessed_model_resolver")
+
+    evaluator_class = baseline_model.BaselineAwareEvaluator if kubeflow else tfx.components.Evaluator
+    evaluator = evaluator_class(
         examples=example_gen.outputs["examples"],
         model=trainer.outputs["model"],
         baseline_model=model_resolver.outputs["model"],
         eval_config=evaluation.eval_config(cfg),
-    )
+    ).with_id("Evaluator")
 
     pusher = tfx.components.Pusher(
         model=trainer.outputs["model"],
@@ -92,7 +149,7 @@ def create_pipeline(cfg: PipelineConfig, metadata_connection_config=None) -> tfx
         custom_executor_spec=executor_spec.ExecutorClassSpec(serving_pusher.Executor),
         push_destination=tfx.proto.PushDestination(
             filesystem=tfx.proto.PushDestination.Filesystem(
-                base_directory=os.path.join(cfg.path("serving_dir"), cfg.model_name))),
+                base_directory=model_base_path)),
     )
 
     report = SliceReport(
@@ -104,10 +161,10 @@ def create_pipeline(cfg: PipelineConfig, metadata_connection_config=None) -> tfx
 
     return tfx.dsl.Pipeline(
         pipeline_name=cfg.pipeline_name,
-        pipeline_root=cfg.path("pipeline_root"),
+        pipeline_root=location("pipeline_root"),
         components=[example_gen, statistics_gen, schema_gen, example_validator, validation_gate,
                     transform, trainer, model_resolver, evaluator, pusher, report],
         enable_cache=cfg.enable_cache,
         metadata_connection_config=metadata_connection_config,
-        beam_pipeline_args=list(cfg.beam_args),
+        beam_pipeline_args=list((kubeflow and cfg.kubeflow_beam_args) or cfg.beam_args),
     )
