@@ -4,7 +4,7 @@ PY := $(RUNTIME) run python
 CONFIG ?= configs/local.toml
 ARGS ?=
 
-.PHONY: run test test-fast report notebooks runtime shell lock data clean clean-runtime
+.PHONY: run test test-fast report notebooks compile golden kfp-local runtime shell lock data clean clean-runtime
 
 run: ## the whole DAG locally on the bundled data
 	$(PY) local_runner.py --config $(CONFIG) $(ARGS)
@@ -21,6 +21,17 @@ report: ## (re)write the slice report of the latest run into build/report/
 notebooks: ## execute the notebooks against the latest run into build/notebooks/
 	$(PY) notebooks/execute.py build/notebooks
 
+compile: ## compile the Kubeflow spec (configs/kubeflow.toml) into build/pipeline.json
+	$(PY) kfp_runner.py compile --config configs/kubeflow.toml --output build/pipeline.json $(ARGS)
+
+golden: ## accept a changed Kubeflow spec into tests/golden/pipeline.json (after review)
+	$(PY) kfp_runner.py compile --config configs/kubeflow.toml --output tests/golden/pipeline.json
+
+kfp-local: ## compile with local paths, then run that spec here task by task, as KFP would
+	$(PY) kfp_runner.py compile --config $(CONFIG) --output build/kfp/pipeline.json \
+	  --set image_workdir=$(CURDIR) --set pipeline_root=build/kfp/pipeline_root --set serving_dir=build/kfp/serving
+	$(PY) kfp_runner.py run-local --spec build/kfp/pipeline.json $(ARGS)
+
 runtime: ## build the runtime now (otherwise the first command does)
 	$(RUNTIME) ensure
 
@@ -36,5 +47,16 @@ data: ## regenerate data/taxi from the CSV inside the tfx wheel
 clean: ## remove local run outputs (build/)
 	rm -rf build
 
-clean-runtime: ## remove runtimes other than the current one
+clean-compile: ## compile the Kubeflow spec (configs/kubeflow.toml) into build/pipeline.json
+	$(PY) kfp_runner.py compile --config configs/kubeflow.toml --output build/pipeline.json $(ARGS)
+
+golden: ## accept a changed Kubeflow spec into tests/golden/pipeline.json (after review)
+	$(PY) kfp_runner.py compile --config configs/kubeflow.toml --output tests/golden/pipeline.json
+
+kfp-local: ## compile with local paths, then run that spec here task by task, as KFP would
+	$(PY) kfp_runner.py compile --config $(CONFIG) --output build/kfp/pipeline.json \
+	  --set image_workdir=$(CURDIR) --set pipeline_root=build/kfp/pipeline_root --set serving_dir=build/kfp/serving
+	$(PY) kfp_runner.py run-local --spec build/kfp/pipeline.json $(ARGS)
+
+runtime: ## remove runtimes other than the current one
 	$(RUNTIME) clean

@@ -110,11 +110,15 @@ def _run_local(args, params) -> int:
 
 
 def _remote(args, params) -> int:
-    from pipeline.kfp_client import EndpointError, KfpEndpoint
+    from pipeline.kfp_client import EndpointError, KfpEndpoint, check_cron
+    from pipeline.kubeflow import pipeline_spec_document
 
     if not args.endpoint:
         print("error: no KFP endpoint: pass --endpoint or set KFP_ENDPOINT", file=sys.stderr)
         return 2
+    pipeline_spec_document(args.spec)  # fail on a missing spec before talking to anyone
+    if args.command == "schedule":
+        check_cron(args.cron)
     try:
         endpoint = KfpEndpoint(args.endpoint, namespace=args.namespace)
         if args.command == "submit":

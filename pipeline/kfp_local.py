@@ -77,6 +77,23 @@ def _deployment(spec):
     return deployment
 
 
+def check_runnable(spec, deployment) -> None:
+    """Refuse, before anything runs, what open-source KFP's backend would refuse."""
+    for name, task in spec.root.dag.tasks.items():
+        component = spec.components.get(task.component_ref.name)
+        if component is None:
+            raise SpecError(f"task {name}: no component {task.component_ref.name!r}")
+        executor = deployment.executors.get(component.executor_label)
+        if executor is None:
+            raise SpecError(f"task {name}: no executor {component.executor_label!r}")
+        kind = executor.WhichOneof("spec")
+        if kind != "container":
+            # KFP's backend answers e.g. "resolver executors not implemented".
+            raise SpecError(f"task {name}: {kind} executors do not run on open-source Kubeflow Pipelines")
+        if task.HasField("trigger_policy") and task.trigger_policy.condition:
+            raise SpecError(f"task {name}: conditions are not supported here")
+
+
 def pipeline_parameters(job, spec, overrides: dict[str, str]) -> dict[str, Any]:
     from google.protobuf import json_format
 
@@ -160,6 +177,7 @@ def run_compiled(job_path: str, params: dict[str, str] | None = None, pipeline_r
                  log_dir: str | None = None, on_progress=None) -> LocalRun:
     job, spec = load_job(job_path)
     deployment = _deployment(spec)
+    check_runnable(spec, deployment)
     order = execution_order(spec)
     values = pipeline_parameters(job, spec, params or {})
     root = pipeline_root or job.runtime_config.gcs_output_directory
@@ -172,12 +190,6 @@ def run_compiled(job_path: str, params: dict[str, str] | None = None, pipeline_r
         task = spec.root.dag.tasks[name]
         component = spec.components[task.component_ref.name]
         executor = deployment.executors[component.executor_label]
-        kind = executor.WhichOneof("spec")
-        if kind != "container":
-            # Open-source KFP's backend: "resolver executors not implemented".
-            raise SpecError(f"task {name}: {kind} executors do not run on open-source Kubeflow Pipelines")
-        if task.HasField("trigger_policy") and task.trigger_policy.condition:
-            raise SpecError(f"task {name}: conditions are not supported here")
         ex = _executor_input(name, task, component, values, run)
         from google.protobuf import json_format
 

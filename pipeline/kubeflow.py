@@ -79,5 +79,10 @@ def task_dependencies(spec) -> dict[str, set[str]]:
 
 def pipeline_spec_document(job_path: str) -> dict[str, Any]:
     """The bare pipeline spec that `kfp.Client` uploads (KFP's IR), from a compiled job."""
-    with open(job_path) as f:
-        return json.load(f)["pipelineSpec"]
+    try:
+        with open(job_path) as f:
+            return json.load(f)["pipelineSpec"]
+    except FileNotFoundError:
+        raise SpecError(f"no compiled spec at {job_path}: run `python kfp_runner.py compile` first") from None
+    except (json.JSONDecodeError, KeyError, TypeError):
+        raise SpecError(f"{job_path} is not a compiled pipeline (no pipelineSpec)") from None

@@ -1,0 +1,164 @@
+"""The compiled Kubeflow spec: valid for KFP, the same DAG as the local run, runnable.
+
+`tests/golden/pipeline.json` is the spec of configs/kubeflow.toml as committed; when code
+or settings change it, `test_spec_matches_golden` prints the diff for review and
+`make golden` accepts it.
+"""
+
+import difflib
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+import kfp_runner
+from pipeline.config import load_config
+from pipeline.kfp_local import LocalRun, check_runnable, execution_order, run_compiled, _deployment
+from pipeline.kubeflow import SpecError, load_job, task_dependencies
+
+ROOT = Path(__file__).resolve().parent.parent
+GOLDEN = ROOT / "tests" / "golden" / "pipeline.json"
+CONFIG = ROOT / "configs" / "kubeflow.toml"
+# The local Resolver becomes a component on Kubeflow (open-source KFP runs no resolver tasks).
+KFP_NAME = {"latest_blessed_model_resolver": "latest_pushed_model"}
+
+
+@pytest.fixture(scope="module")
+def compiled(tmp_path_factory):
+    out = tmp_path_factory.mktemp("kfp") / "pipeline.json"
+    assert kfp_runner.main(["compile", "--config", str(CONFIG), "--output", str(out)]) == 0
+    return out
+
+
+def test_spec_parses_strictly_with_kfp_protos(compiled):
+    job, spec = load_job(str(compiled))
+    assert spec.schema_version == "2.1.0"
+    deployment = _deployment(spec)
+    check_runnable(spec, deployment)  # container executors only: no resolver/importer tasks
+    assert len(execution_order(spec)) == len(spec.root.dag.tasks) == 11
+
+
+def test_every_local_node_is_a_task_with_the_same_dependencies(compiled):
+    from pipeline.dag import create_pipeline
+
+    local = create_pipeline(load_config(CONFIG, base_dir=ROOT))
+    expected = {KFP_NAME.get(n.id, n.id): {KFP_NAME.get(u.id, u.id) for u in n.upstream_nodes}
+                for n in local.components}
+    _, spec = load_job(str(compiled))
+    assert task_dependencies(spec) == expected
+
+
+def test_every_executor_runs_the_pipeline_image_through_tfx_entrypoint(compiled):
+    cfg = load_config(CONFIG, base_dir=ROOT)
+    _, spec = load_job(str(compiled))
+    executors = _deployment(spec).executors
+    assert len(executors) == 11
+    for label, executor in executors.items():
+        assert executor.container.image == cfg.image, label
+        assert list(executor.container.command) == [
+            "python", "-m", "tfx.orchestration.kubeflow.v2.container.kubeflow_v2_run_executor"]
+        assert "{{$}}" in executor.container.args
+        assert "--direct_running_mode=multi_processing" in executor.container.args
+
+
+def test_module_paths_named_in_the_spec_import(compiled):
+    from tfx.orchestration.kubeflow.v2 import compiler_utils
+    from tfx.utils import import_utils
+
+    _, spec = load_job(str(compiled))
+    paths = set()
+    for executor in _deployment(spec).executors.values():
+        args = list(executor.container.args)
+        paths.add(args[args.index("--executor_class_path") + 1])
+    for task in spec.root.dag.tasks.values():
+        for name in ("run_fn", "preprocessing_fn"):
+            if name in task.inputs.parameters:
+                paths.add(task.inputs.parameters[name].runtime_value.constant.string_value)
+    for component in spec.components.values():
+        for output in component.output_definitions.artifacts.values():
+            title = output.artifact_type.instance_schema.split("\n")[0].removeprefix("title: ")
+            paths.add(compiler_utils.TITLE_TO_CLASS_PATH.get(title, title))
+    assert "components.serving_pusher.Executor" in paths
+    assert "components.SliceReportFiles" in paths
+    for path in sorted(paths):
+        assert import_utils.import_func_from_module(*path.rsplit(".", 1)), path
+
+
+def test_run_parameters_have_the_config_defaults_and_trainer_its_resources(compiled):
+    _, spec = load_job(str(compiled))
+    params = spec.root.input_definitions.parameters
+    assert params["train_args"].default_value.string_value == '{"num_steps": 1000}'
+    assert params["input_base"].default_value.string_value == "/pipeline/data/taxi"
+    trainer = _deployment(spec).executors["Trainer_executor"].container.resources
+    assert (trainer.resource_cpu_limit, trainer.resource_memory_limit) == ("4", "8G")
+    schema = spec.root.dag.tasks["ImportSchemaGen"].inputs.parameters["schema_file"]
+    assert schema.runtime_value.constant.string_value == "/pipeline/schemas/taxi_schema.pbtxt"
+
+
+def test_spec_matches_golden(compiled):
+    new = compiled.read_text()
+    old = GOLDEN.read_text()
+    if new != old:
+        diff = "".join(difflib.unified_diff(old.splitlines(True), new.splitlines(True),
+                                            "tests/golden/pipeline.json", "compiled now", n=2))
+        pytest.fail("the compiled Kubeflow spec changed; review the diff, then `make golden`:\n" + diff[:20000])
+
+
+def _broken_copy(compiled, tmp_path, mutate):
+    data = json.loads(compiled.read_text())
+    mutate(data["pipelineSpec"])
+    path = tmp_path / "broken.json"
+    path.write_text(json.dumps(data))
+    return str(path)
+
+
+def test_run_local_refuses_what_open_source_kfp_refuses_before_running_anything(compiled, tmp_path):
+    def add_resolver(spec):
+        spec["deploymentSpec"]["executors"]["Trainer_executor"] = {
+            "resolver": {"outputArtifactQueries": {"model": {"filter": "schema_title=\"tfx.Model\""}}}}
+
+    with pytest.raises(SpecError, match="resolver executors do not run"):
+        run_compiled(_broken_copy(compiled, tmp_path, add_resolver), pipeline_root=str(tmp_path / "root"))
+    assert not (tmp_path / "root").exists()
+
+
+def test_unknown_fields_cycles_and_unknown_parameters_are_spec_errors(compiled, tmp_path):
+    with pytest.raises(SpecError, match="not a valid KFP pipeline spec"):
+        load_job(_broken_copy(compiled, tmp_path, lambda s: s["root"].update(dagg={})))
+
+    def cycle(spec):
+        spec["root"]["dag"]["tasks"]["ImportExampleGen"]["dependentTasks"] = ["SliceReport"]
+
+    _, spec = load_job(_broken_copy(compiled, tmp_path, cycle))
+    with pytest.raises(SpecError, match="dependency cycle"):
+        execution_order(spec)
+    with pytest.raises(SpecError, match="unknown run parameter"):
+        run_compiled(str(compiled), {"train_stepz": "5"}, pipeline_root=str(tmp_path / "r"))
+
+
+@pytest.mark.e2e
+def test_compiled_spec_runs_end_to_end_and_pushes_a_model(tmp_path):
+    """Each task through TFX's container entrypoint, artifacts passed as KFP passes them."""
+    spec_path = tmp_path / "pipeline.json"
+    serving = tmp_path / "serving"
+    assert kfp_runner.main([
+        "compile", "--config", str(ROOT / "configs" / "local.toml"), "--output", str(spec_path),
+        "--set", f"image_workdir={ROOT}", "--set", f"pipeline_root={tmp_path / 'root'}",
+        "--set", f"serving_dir={serving}"]) == 0
+    run: LocalRun = run_compiled(str(spec_path), {"train_args": '{"num_steps": 200}'})
+    assert set(run.seconds) == set(load_job(str(spec_path))[1].root.dag.tasks)
+
+    baseline = run.artifact("latest_pushed_model", "model")
+    assert baseline.metadata["baseline_found"] == 0  # nothing served yet: no baseline
+    blessing = run.artifact("Evaluator", "blessing")
+    assert blessing.metadata["blessed"] == 1
+    pushed = run.artifact("Pusher", "pushed_model")
+    assert pushed.metadata["pushed"] == 1
+    version_dir = pushed.metadata["pushed_destination"]
+    assert os.path.dirname(version_dir) == str(serving / "taxi_tips")
+    assert os.path.isfile(os.path.join(version_dir, "saved_model.pb"))
+    report = run.artifact("SliceReport", "report")
+    assert os.path.isfile(os.path.join(report.uri, "report.html"))
+    # The run parameter reached the Trainer: 200 steps, not the config's 1000.
+    assert '"num_steps": 200' in Path(run.root, run.run_id, "logs", "Trainer.log").read_text()
