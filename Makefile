@@ -47,16 +47,5 @@ data: ## regenerate data/taxi from the CSV inside the tfx wheel
 clean: ## remove local run outputs (build/)
 	rm -rf build
 
-clean-compile: ## compile the Kubeflow spec (configs/kubeflow.toml) into build/pipeline.json
-	$(PY) kfp_runner.py compile --config configs/kubeflow.toml --output build/pipeline.json $(ARGS)
-
-golden: ## accept a changed Kubeflow spec into tests/golden/pipeline.json (after review)
-	$(PY) kfp_runner.py compile --config configs/kubeflow.toml --output tests/golden/pipeline.json
-
-kfp-local: ## compile with local paths, then run that spec here task by task, as KFP would
-	$(PY) kfp_runner.py compile --config $(CONFIG) --output build/kfp/pipeline.json \
-	  --set image_workdir=$(CURDIR) --set pipeline_root=build/kfp/pipeline_root --set serving_dir=build/kfp/serving
-	$(PY) kfp_runner.py run-local --spec build/kfp/pipeline.json $(ARGS)
-
-runtime: ## remove runtimes other than the current one
+clean-runtime: ## remove runtimes other than the current one
 	$(RUNTIME) clean
