@@ -1,0 +1,105 @@
+"""InfraValidator's executor (TFX's, with the loopback runner) on a model with a broken
+serving signature: it is not infra-blessed, and the Pusher does not push it.
+
+The good model's path (infra-blessed, pushed with its warm-up requests) is the pipeline's
+own run: see test_e2e_pipeline.py and test_serving_api.py.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+
+import pytest
+import tensorflow as tf
+from tfx.proto import infra_validator_pb2, pusher_pb2
+from tfx.types import artifact_utils, standard_artifacts, standard_component_specs as keys
+from tfx.utils import json_utils, proto_utils
+
+from components import infra_validator, serving_pusher
+from pipeline.config import load_config
+from conftest import PROJECT_DIR
+
+pytestmark = pytest.mark.e2e
+
+
+class BrokenSignatures(tf.Module):
+    """Loads fine and has the signatures clients call, but every request fails: it parses a
+    required feature no client sends (the kind of mistake a serving_fn refactor makes)."""
+
+    def _parse(self, examples):
+        return tf.io.parse_example(examples, {"no_such_feature": tf.io.FixedLenFeature([1], tf.float32)})
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
+    def serve(self, examples):
+        return {"probabilities": self._parse(examples)["no_such_feature"]}
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
+    def classify(self, examples):
+        p = self._parse(examples)["no_such_feature"]
+        return {"classes": tf.tile(tf.constant([[b"0", b"1"]]), [tf.shape(p)[0], 1]),
+                "scores": tf.concat([1 - p, p], axis=1)}
+
+
+def examples_artifact(first_run) -> standard_artifacts.Examples:
+    workdir = first_run[0]
+    uri = sorted(glob.glob(str(workdir / "root" / "ImportExampleGen" / "examples" / "*")))[0]
+    examples = standard_artifacts.Examples()
+    examples.uri = uri
+    examples.split_names = artifact_utils.encode_split_names(["train", "eval"])
+    return examples
+
+
+def run_infra_validator(tmp_path, model_uri: str, examples) -> standard_artifacts.InfraBlessing:
+    cfg = load_config(base_dir=PROJECT_DIR, check_files=False)
+    model = standard_artifacts.Model()
+    model.uri = model_uri
+    blessing = standard_artifacts.InfraBlessing()
+    blessing.uri = str(tmp_path / "blessing")
+    os.makedirs(blessing.uri)
+    exec_properties = {  # what the pipeline's InfraValidator gets, but one try
+        keys.SERVING_SPEC_KEY: proto_utils.proto_to_json(infra_validator.serving_spec(cfg)),
+        keys.REQUEST_SPEC_KEY: proto_utils.proto_to_json(infra_validator.request_spec(cfg)),
+        keys.VALIDATION_SPEC_KEY: proto_utils.proto_to_json(
+            infra_validator_pb2.ValidationSpec(max_loading_time_seconds=120, num_tries=1)),
+    }
+    executor = infra_validator.Executor(infra_validator.Executor.Context(
+        tmp_dir=str(tmp_path / "tmp"), unique_id="1"))
+    executor.Do({keys.MODEL_KEY: [model], keys.EXAMPLES_KEY: [examples]},
+                {keys.BLESSING_KEY: [blessing]}, exec_properties)
+    return blessing
+
+
+def test_a_model_with_a_broken_signature_is_not_infra_blessed_nor_pushed(first_run, tmp_path, caplog):
+    module = BrokenSignatures()
+    model_uri = tmp_path / "model"
+    tf.saved_model.save(module, str(model_uri / "Format-Serving"),
+                        signatures={"serving_default": module.serve, "classification": module.classify})
+
+    caplog.set_level("INFO")
+    blessing = run_infra_validator(tmp_path, str(model_uri), examples_artifact(first_run))
+    assert blessing.get_int_custom_property("blessed") == 0
+    assert os.path.exists(os.path.join(blessing.uri, "INFRA_NOT_BLESSED"))
+    assert not blessing.get_int_custom_property("has_model")  # no warm-up copy of a failed model
+    log = caplog.text
+    assert "AVAILABLE after" in log  # it loaded (the server's log, as the runner reports it) ...
+    assert "no_such_feature" in log  # ... and the server's answer to TFX's Predict was the parse error
+    assert "NOT infra-blessed" in log
+
+    # The Pusher, given the Evaluator's blessing but this infra blessing, pushes nothing.
+    model = standard_artifacts.Model()
+    model.uri = str(model_uri)
+    model_blessing = standard_artifacts.ModelBlessing()
+    model_blessing.uri = str(tmp_path / "model_blessing")
+    model_blessing.set_int_custom_property("blessed", 1)
+    pushed = standard_artifacts.PushedModel()
+    pushed.uri = str(tmp_path / "pushed")
+    serving_dir = tmp_path / "serving" / "taxi_tips"
+    serving_pusher.Executor().Do(
+        {keys.MODEL_KEY: [model], keys.MODEL_BLESSING_KEY: [model_blessing], keys.INFRA_BLESSING_KEY: [blessing]},
+        {keys.PUSHED_MODEL_KEY: [pushed]},
+        {keys.PUSH_DESTINATION_KEY: proto_utils.proto_to_json(pusher_pb2.PushDestination(
+            filesystem=pusher_pb2.PushDestination.Filesystem(base_directory=str(serving_dir)))),
+         keys.CUSTOM_CONFIG_KEY: json_utils.dumps({serving_pusher.KEEP_VERSIONS_KEY: 5})})
+    assert pushed.get_int_custom_property("pushed") == 0
+    assert not serving_dir.exists()
