@@ -1,4 +1,5 @@
-"""InfraValidator's executor (TFX's, with the loopback runner) on a model with a broken
+"""InfraValidator: the config picks the runner; in the DAG it sits between Evaluator and
+Pusher; and its executor (TFX's, with the loopback runner) on a model with a broken
 serving signature: it is not infra-blessed, and the Pusher does not push it.
 
 The good model's path (infra-blessed, pushed with its warm-up requests) is the pipeline's
@@ -20,7 +21,33 @@ from components import infra_validator, serving_pusher
 from pipeline.config import load_config
 from conftest import PROJECT_DIR
 
-pytestmark = pytest.mark.e2e
+
+@pytest.mark.parametrize("runner, platform", [("local", None), ("local_docker", "local_docker"),
+                                              ("kubernetes", "kubernetes")])
+def test_the_config_picks_the_model_server_runner(runner, platform):
+    cfg = load_config(overrides={"infra_validator_runner": runner}, base_dir=PROJECT_DIR)
+    spec = infra_validator.serving_spec(cfg)
+    assert spec.WhichOneof("serving_platform") == platform  # None: the loopback runner
+    assert (spec.tensorflow_serving.image_name, list(spec.tensorflow_serving.tags)) == ("tensorflow/serving", ["2.20.0"])
+    assert spec.model_name == "taxi_tips"
+    pinned = load_config(overrides={"tf_serving_image": "reg.example:5000/tfs@sha256:abc"}, base_dir=PROJECT_DIR)
+    tfs = infra_validator.serving_spec(pinned).tensorflow_serving
+    assert (tfs.image_name, list(tfs.tags), list(tfs.digests)) == ("reg.example:5000/tfs", [], ["sha256:abc"])
+
+
+def test_infra_validator_sits_between_evaluator_and_pusher():
+    from pipeline.dag import create_pipeline
+
+    pipeline = create_pipeline(load_config(base_dir=PROJECT_DIR))
+    nodes = {c.id: c for c in pipeline.components}
+    validator, pusher = nodes["InfraValidator"], nodes["Pusher"]
+    assert type(validator).EXECUTOR_SPEC.executor_class is infra_validator.Executor
+    assert "Evaluator" in {n.id for n in validator.upstream_nodes}
+    assert pusher.inputs["infra_blessing"].producer_component_id == "InfraValidator"
+    request = proto_utils.json_to_proto(validator.exec_properties["request_spec"], infra_validator_pb2.RequestSpec())
+    assert request.make_warmup and list(request.tensorflow_serving.signature_names) == [
+        "serving_default", "classification"] and request.split_name == "eval"
+
 
 
 class BrokenSignatures(tf.Module):
@@ -70,6 +97,7 @@ def run_infra_validator(tmp_path, model_uri: str, examples) -> standard_artifact
     return blessing
 
 
+@pytest.mark.e2e
 def test_a_model_with_a_broken_signature_is_not_infra_blessed_nor_pushed(first_run, tmp_path, caplog):
     module = BrokenSignatures()
     model_uri = tmp_path / "model"
