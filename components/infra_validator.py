@@ -175,19 +175,26 @@ def serving_spec(cfg: PipelineConfig) -> infra_validator_pb2.ServingSpec:
     return spec  # "local": no platform, i.e. the loopback runner
 
 
+def request_spec(cfg: PipelineConfig) -> infra_validator_pb2.RequestSpec:
+    """`infra_validation_examples` eval examples per signature; the requests are also written
+    as the model's warm-up file (make_warmup)."""
+    return infra_validator_pb2.RequestSpec(
+        tensorflow_serving=infra_validator_pb2.TensorFlowServingRequestSpec(signature_names=list(SIGNATURES)),
+        split_name="eval",
+        num_examples=cfg.infra_validation_examples,
+        make_warmup=True)
+
+
+def validation_spec(cfg: PipelineConfig) -> infra_validator_pb2.ValidationSpec:
+    return infra_validator_pb2.ValidationSpec(
+        max_loading_time_seconds=cfg.infra_validation_timeout_s, num_tries=cfg.infra_validation_tries)
+
+
 def make_infra_validator(cfg: PipelineConfig, model, examples) -> InfraValidator:
-    """Validate `model` with `infra_validation_examples` eval examples per signature; the
-    requests are also written as the model's warm-up file (make_warmup)."""
     return InfraValidator(
         model=model,
         examples=examples,
         serving_spec=serving_spec(cfg),
-        request_spec=infra_validator_pb2.RequestSpec(
-            tensorflow_serving=infra_validator_pb2.TensorFlowServingRequestSpec(signature_names=list(SIGNATURES)),
-            split_name="eval",
-            num_examples=cfg.infra_validation_examples,
-            make_warmup=True),
-        validation_spec=infra_validator_pb2.ValidationSpec(
-            max_loading_time_seconds=cfg.infra_validation_timeout_s,
-            num_tries=cfg.infra_validation_tries),
+        request_spec=request_spec(cfg),
+        validation_spec=validation_spec(cfg),
     ).with_id("InfraValidator")

@@ -126,8 +126,9 @@ def rollback(base: str, to_version: int | None = None, keep: int = 5) -> tuple[i
         candidates = [v for v in found[:-1] if v not in withdrawn
                       and (current_fp is None or fingerprint(os.path.join(base, str(v))) != current_fp)]
         if not candidates:
-            raise RollbackError(f"no earlier version to roll back to under {base} (have {found}, "
-                                f"withdrawn {sorted(withdrawn & set(found))})")
+            earlier = sorted(retracted(base) & set(found))
+            raise RollbackError(f"no earlier version to roll back to under {base}: versions {found}"
+                                + (f", of which {earlier} were withdrawn by earlier rollbacks" if earlier else ""))
         source = candidates[-1]
     with open(os.path.join(base, RETRACTED_FILE), "a") as f:
         f.write(f"{current}\n")
