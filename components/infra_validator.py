@@ -21,13 +21,13 @@ import time
 from collections import Counter
 from typing import Optional
 
-from tfx.components import InfraValidator as StockInfraValidator
+from tfx import types
 from tfx.components.infra_validator import error_types
 from tfx.components.infra_validator import executor as tfx_executor
 from tfx.components.infra_validator.model_server_runners import base_runner
-from tfx.dsl.components.base import executor_spec
+from tfx.dsl.components.base import base_component, base_driver, executor_spec
 from tfx.proto import infra_validator_pb2
-from tfx.types import artifact_utils, standard_component_specs
+from tfx.types import artifact_utils, standard_artifacts, standard_component_specs
 from tfx.utils.model_paths import tf_serving_flavor
 
 from pipeline.config import PipelineConfig, split_image
@@ -150,16 +150,32 @@ class Executor(tfx_executor.Executor):
             if requests:
                 client.SendRequests(requests)
         except Exception:
-            LOG.exception("infra validation failed; model server log:\n%s", runner.GetLogs() or "(none)")
+            LOG.exception("infra validation failed (the model server's log follows)")
             raise
         finally:
             runner.Stop()
 
 
-class InfraValidator(StockInfraValidator):
-    """The stock component (same spec, inputs and outputs) with the executor above."""
+class InfraValidator(base_component.BaseComponent):
+    """TFX's InfraValidator (its spec, inputs, outputs and driver) with the executor above.
 
+    Deliberately not a subclass of `tfx.components.InfraValidator`: TFX 1.21's Kubeflow V2
+    compiler refuses that class by type ("component type ... is not supported"), because
+    the stock executor cannot start a model server from a Vertex/KFP v2 task. This one can
+    ("local": a loopback server inside the task's own container), so it compiles as an
+    ordinary container task.
+    """
+
+    SPEC_CLASS = standard_component_specs.InfraValidatorSpec
     EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(Executor)
+    DRIVER_CLASS = base_driver.BaseDriver
+
+    def __init__(self, model, serving_spec: infra_validator_pb2.ServingSpec, examples=None,
+                 request_spec: Optional[infra_validator_pb2.RequestSpec] = None,
+                 validation_spec: Optional[infra_validator_pb2.ValidationSpec] = None):
+        super().__init__(spec=standard_component_specs.InfraValidatorSpec(
+            model=model, examples=examples, blessing=types.Channel(type=standard_artifacts.InfraBlessing),
+            serving_spec=serving_spec, validation_spec=validation_spec, request_spec=request_spec))
 
 
 def serving_spec(cfg: PipelineConfig) -> infra_validator_pb2.ServingSpec:

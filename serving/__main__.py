@@ -62,6 +62,10 @@ def cmd_serve(args) -> int:
     LOG.info("serving model %s from %s (%s)", name, base, ", ".join(f"{k} port {v}" for k, v in ports.items()))
     if "rest" in ports:
         LOG.info("try: curl http://localhost:%d/v1/models/%s", ports["rest"], name)
+    from serving.layout import latest_version
+
+    if latest_version(base) is None:
+        LOG.warning("no model version under %s yet (run `make run` first); it is served as soon as one appears", base)
     repository.start()
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
