@@ -16,6 +16,7 @@ COPY setup.py ./
 COPY pipeline/ pipeline/
 COPY components/ components/
 COPY reporting/ reporting/
+COPY serving/ serving/
 COPY schemas/ schemas/
 COPY data/ data/
 COPY configs/ configs/

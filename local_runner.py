@@ -105,6 +105,10 @@ def print_summary(result) -> None:
             value, base = result.overall[name], result.baseline_overall.get(name)
             delta = f"  (baseline {fmt.format(base)}, {value - base:+.4f})" if base is not None else ""
             LOG.info("  %-22s %s%s", name, fmt.format(value), delta)
+    if result.infra_blessed is not None:
+        LOG.info("model %s", "INFRA-BLESSED: loaded by a model server and answered TF Serving requests"
+                 if result.infra_blessed else "NOT infra-blessed: the model server could not load it or "
+                 "it failed TF Serving requests (see the log)")
     if result.pushed_to:
         LOG.info("pushed to %s", result.pushed_to)
     else:

@@ -29,7 +29,7 @@ setup(
     name="taxi-tfx-pipeline",
     version="0.1.0",
     description="Production TFX 1.21 pipeline for the Chicago taxi tips model, local (Beam) and Kubeflow v2.",
-    packages=["pipeline", "components", "reporting"],
+    packages=["pipeline", "components", "reporting", "serving"],
     py_modules=["local_runner", "kfp_runner"],
     python_requires=">=3.10,<3.14",
     install_requires=[f"{name}=={PINS[name]}" for name in DIRECT],

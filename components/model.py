@@ -41,7 +41,10 @@ def build_keras_model(hidden_units: tuple[int, ...] = (64, 32, 16), learning_rat
 
 def serving_signatures(model: tf.keras.Model, tf_transform_output) -> dict:
     """`serving_default` takes serialized tf.Examples without the label and returns
-    probabilities; `transform_features` is what TFMA uses to get the label and features."""
+    probabilities; `classification` is the same model in the shape TF Serving's Classify API
+    needs (one string input; `classes` ["0", "1"] and their `scores`), so Classify works on
+    the real TF Serving too; `transform_features` is what TFMA uses to get the label and
+    features."""
     model.tft_layer = tf_transform_output.transform_features_layer()
     raw_spec = tf_transform_output.raw_feature_spec()
     serving_spec = {k: v for k, v in raw_spec.items() if k != F.LABEL_KEY}
@@ -53,7 +56,15 @@ def serving_signatures(model: tf.keras.Model, tf_transform_output) -> dict:
         return {"probabilities": model(transformed)}
 
     @tf.function(input_signature=[tf.TensorSpec(shape=[None], dtype=tf.string, name="examples")])
+    def classify_tf_examples(serialized):
+        big_tip = serve_tf_examples(serialized)["probabilities"]  # [batch, 1]
+        scores = tf.concat([1.0 - big_tip, big_tip], axis=1)
+        classes = tf.tile(tf.constant([[b"0", b"1"]]), [tf.shape(scores)[0], 1])
+        return {"classes": classes, "scores": scores}
+
+    @tf.function(input_signature=[tf.TensorSpec(shape=[None], dtype=tf.string, name="examples")])
     def transform_features(serialized):
         return model.tft_layer(tf.io.parse_example(serialized, raw_spec))
 
-    return {"serving_default": serve_tf_examples, "transform_features": transform_features}
+    return {"serving_default": serve_tf_examples, "classification": classify_tf_examples,
+            "transform_features": transform_features}

@@ -9,64 +9,43 @@ TFX's blessing check and metadata, and changes only how files land:
   version directory is complete or absent (TF Serving ignores names that are not integers);
 - versions strictly increase: max(now, newest + 1);
 - a model identical to the newest version (same SavedModel fingerprint) is not copied again;
-- only the newest `keep_versions` versions are kept.
+- only the newest `keep_versions` versions are kept;
+- an infra-blessed model is pushed from the InfraBlessing's copy, which carries the
+  warm-up requests InfraValidator sent (`assets.extra/tf_serving_warmup_requests`), so TF
+  Serving warms the version up before serving it. (The stock Pusher does that only when it
+  is given no `model` input.)
+
+The directory rules and the copy itself live in `serving.layout`, shared with rollback.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import shutil
-import time
 
 from tfx.components.pusher import executor as tfx_pusher
 from tfx.types import artifact_utils, standard_component_specs
-from tfx.utils import io_utils, json_utils, proto_utils
+from tfx.utils import io_utils, json_utils, path_utils, proto_utils
 from tfx.proto import pusher_pb2
+
+from serving.layout import publish, versions  # noqa: F401  (versions: re-exported for callers)
 
 LOG = logging.getLogger(__name__)
 KEEP_VERSIONS_KEY = "keep_versions"
 
 
-def versions(base: str) -> list[int]:
-    if not os.path.isdir(base):
-        return []
-    return sorted(int(d) for d in os.listdir(base) if d.isdigit())
-
-
-def _fingerprint(model_dir: str) -> bytes | None:
-    path = os.path.join(model_dir, "fingerprint.pb")
-    if os.path.exists(path):
-        with open(path, "rb") as f:
-            return f.read()
-    return None
-
-
-def publish(model_dir: str, base: str, keep: int = 5) -> tuple[str, bool]:
-    """Publish `model_dir` as a new version under `base`. Returns (version dir, copied)."""
-    os.makedirs(base, exist_ok=True)
-    existing = versions(base)
-    if existing:
-        newest = os.path.join(base, str(existing[-1]))
-        fp = _fingerprint(model_dir)
-        if fp is not None and fp == _fingerprint(newest):
-            LOG.info("model already published as %s; not copying again", newest)
-            return newest, False
-    version = max(int(time.time()), existing[-1] + 1 if existing else 0)
-    staging = os.path.join(base, f".staging-{version}-{os.getpid()}")
-    shutil.rmtree(staging, ignore_errors=True)
-    shutil.copytree(model_dir, staging)
-    target = os.path.join(base, str(version))
-    os.rename(staging, target)  # atomic: the version appears whole
-    for old in versions(base)[:-keep] if keep > 0 else []:
-        shutil.rmtree(os.path.join(base, str(old)), ignore_errors=True)
-    for name in os.listdir(base):  # leftovers of pushes that crashed mid-copy
-        if name.startswith(".staging-") and not name.endswith(f"-{os.getpid()}"):
-            shutil.rmtree(os.path.join(base, name), ignore_errors=True)
-    return target, True
-
-
 class Executor(tfx_pusher.Executor):
+    def GetModelPath(self, input_dict) -> str:
+        """The InfraBlessing's warm-up copy of the model when there is one, else the model."""
+        infra = input_dict.get(standard_component_specs.INFRA_BLESSING_KEY)
+        if infra:
+            blessing = artifact_utils.get_single_instance(infra)
+            if blessing.get_int_custom_property("has_model"):
+                path = path_utils.stamped_model_path(blessing.uri)
+                LOG.info("pushing the infra-validated copy with warm-up requests: %s", path)
+                return path
+        return super().GetModelPath(input_dict)
+
     def Do(self, input_dict, output_dict, exec_properties):
         self._log_startup(input_dict, output_dict, exec_properties)
         model_push = artifact_utils.get_single_instance(output_dict[standard_component_specs.PUSHED_MODEL_KEY])

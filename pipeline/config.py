@@ -41,6 +41,21 @@ class PipelineConfig:
     model_name: str = "taxi_tips"
     keep_versions: int = 5  # newest model versions kept in serving_dir
 
+    # InfraValidator loads the candidate into a model server and sends it TF Serving
+    # requests built from eval examples before anything is pushed. Where that server runs:
+    #   "local":        a loopback server speaking TF Serving's gRPC API (package serving/),
+    #                   a separate process on 127.0.0.1; needs no Docker;
+    #   "local_docker": TFX's stock runner, the tf_serving_image container on local Docker;
+    #   "kubernetes":   TFX's stock runner, a tf_serving_image pod (what Kubeflow uses).
+    infra_validator_runner: str = "local"
+    tf_serving_image: str = "tensorflow/serving:2.20.0"  # IMAGE:TAG or IMAGE@sha256:DIGEST
+    infra_validation_examples: int = 8   # eval examples sent per signature (also the warm-up file)
+    infra_validation_tries: int = 3      # TFX retries a failed validation this often
+    infra_validation_timeout_s: int = 300  # per try: the model must load within this
+    # `make serve` / `python -m serving serve`: TF Serving's REST and gRPC ports.
+    serving_rest_port: int = 8501
+    serving_grpc_port: int = 8500
+
     train_steps: int = 1000
     eval_steps: int = 100
     per_replica_batch_size: int = 64
@@ -101,6 +116,7 @@ class PipelineConfig:
         return validate(dataclasses.replace(self, **changes))
 
 
+INFRA_VALIDATOR_RUNNERS = ("local", "local_docker", "kubernetes")
 FIELD_TYPES = get_type_hints(PipelineConfig)
 FIELD_NAMES = tuple(f.name for f in fields(PipelineConfig))
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
@@ -154,7 +170,8 @@ def validate(cfg: PipelineConfig, check_files: bool = True) -> PipelineConfig:
         raise ConfigError(f"image_workdir: must be an absolute path, got {cfg.image_workdir!r}")
     if not cfg.image or any(c.isspace() for c in cfg.image):
         raise ConfigError(f"image: must be an image reference without spaces, got {cfg.image!r}")
-    for name in ("train_steps", "eval_steps", "per_replica_batch_size", "cpu_replicas", "keep_versions"):
+    for name in ("train_steps", "eval_steps", "per_replica_batch_size", "cpu_replicas", "keep_versions",
+                 "infra_validation_examples", "infra_validation_tries", "infra_validation_timeout_s"):
         if getattr(cfg, name) < 1:
             raise ConfigError(f"{name}: must be >= 1, got {getattr(cfg, name)}")
     if not cfg.hidden_units or any(not isinstance(u, int) or u < 1 for u in cfg.hidden_units):
@@ -168,6 +185,7 @@ def validate(cfg: PipelineConfig, check_files: bool = True) -> PipelineConfig:
         raise ConfigError(f"max_auc_drop: must be within [0, 1], got {cfg.max_auc_drop}")
     if not cfg.fairness_thresholds or any(not 0 < t < 1 for t in cfg.fairness_thresholds):
         raise ConfigError(f"fairness_thresholds: each must be in (0, 1), got {cfg.fairness_thresholds}")
+    _validate_serving(cfg)
     _validate_splits(cfg)
     for name in ("pipeline_root", "metadata_path", "serving_dir", "input_base", "schema_path"):
         if not getattr(cfg, name):
@@ -175,6 +193,29 @@ def validate(cfg: PipelineConfig, check_files: bool = True) -> PipelineConfig:
     if check_files:
         _validate_schema_and_slices(cfg)
     return cfg
+
+
+def _validate_serving(cfg: PipelineConfig) -> None:
+    if cfg.infra_validator_runner not in INFRA_VALIDATOR_RUNNERS:
+        raise ConfigError(f"infra_validator_runner: one of {', '.join(INFRA_VALIDATOR_RUNNERS)}, "
+                          f"got {cfg.infra_validator_runner!r}")
+    image, tag, digest = split_image(cfg.tf_serving_image)
+    if not image or not (tag or digest):
+        raise ConfigError(f"tf_serving_image: IMAGE:TAG or IMAGE@DIGEST, got {cfg.tf_serving_image!r}")
+    for name in ("serving_rest_port", "serving_grpc_port"):
+        if not 0 <= getattr(cfg, name) <= 65535:
+            raise ConfigError(f"{name}: must be a port within [0, 65535], got {getattr(cfg, name)}")
+
+
+def split_image(reference: str) -> tuple[str, str, str]:
+    """"tensorflow/serving:2.20.0" -> (image, tag, ""); "img@sha256:..." -> (image, "", digest)."""
+    if "@" in reference:
+        image, _, digest = reference.partition("@")
+        return image, "", digest
+    image, sep, tag = reference.rpartition(":")
+    if not sep or "/" in tag:  # no tag, or the colon belonged to a registry port
+        return reference, "", ""
+    return image, tag, ""
 
 
 def _validate_splits(cfg: PipelineConfig) -> None:

@@ -16,6 +16,7 @@ from tfx.dsl.components.base import executor_spec
 from tfx.proto import example_gen_pb2
 
 from components import baseline_model, serving_pusher
+from components.infra_validator import make_infra_validator
 from components.slice_report import SliceReport
 from components.schema_importer import FingerprintedImportSchemaGen
 from components.validation_gate import ValidationGate
@@ -142,9 +143,15 @@ def create_pipeline(cfg: PipelineConfig, metadata_connection_config=None,
         eval_config=evaluation.eval_config(cfg),
     ).with_id("Evaluator")
 
+    # After the Evaluator (not beside it): a model is infra-validated once it is judged, so
+    # the run reads evaluation -> serving check -> push.
+    infra_validator = make_infra_validator(cfg, trainer.outputs["model"], example_gen.outputs["examples"])
+    infra_validator.add_upstream_node(evaluator)
+
     pusher = tfx.components.Pusher(
         model=trainer.outputs["model"],
         model_blessing=evaluator.outputs["blessing"],
+        infra_blessing=infra_validator.outputs["blessing"],
         custom_config={serving_pusher.KEEP_VERSIONS_KEY: cfg.keep_versions},
         custom_executor_spec=executor_spec.ExecutorClassSpec(serving_pusher.Executor),
         push_destination=tfx.proto.PushDestination(
@@ -163,7 +170,7 @@ def create_pipeline(cfg: PipelineConfig, metadata_connection_config=None,
         pipeline_name=cfg.pipeline_name,
         pipeline_root=location("pipeline_root"),
         components=[example_gen, statistics_gen, schema_gen, example_validator, validation_gate,
-                    transform, trainer, model_resolver, evaluator, pusher, report],
+                    transform, trainer, model_resolver, evaluator, infra_validator, pusher, report],
         enable_cache=cfg.enable_cache,
         metadata_connection_config=metadata_connection_config,
         beam_pipeline_args=list((kubeflow and cfg.kubeflow_beam_args) or cfg.beam_args),

@@ -52,6 +52,7 @@ class RunResult:
     failures: list[str] = field(default_factory=list)
     overall: dict[str, float] = field(default_factory=dict)
     baseline_overall: dict[str, float] = field(default_factory=dict)
+    infra_blessed: bool | None = None  # None: InfraValidator did not run
     pushed_to: str | None = None
     model_uri: str | None = None
     report_dir: str | None = None
@@ -95,6 +96,10 @@ def read_run_result(metadata_path: str, pipeline_name: str) -> RunResult:
     report = latest_outputs(store, pipeline_name, "SliceReport")
     if report.get("report"):
         result.report_dir = report["report"][0].uri
+    infra = latest_outputs(store, pipeline_name, "InfraValidator")
+    if infra.get("blessing"):
+        props = infra["blessing"][0].custom_properties
+        result.infra_blessed = bool(props["blessed"].int_value) if "blessed" in props else None
     pusher = latest_outputs(store, pipeline_name, "Pusher")
     if pusher.get("pushed_model"):
         props = pusher["pushed_model"][0].custom_properties

@@ -52,6 +52,11 @@ def test_shipped_config_is_valid():
     ({"model_name": "../../etc"}, "model_name"),        # would write outside serving_dir
     ({"pipeline_name": "../escape"}, "pipeline_name"),
     ({"keep_versions": "0"}, "keep_versions"),
+    ({"infra_validator_runner": "docker"}, "infra_validator_runner"),
+    ({"tf_serving_image": "tensorflow/serving"}, "tf_serving_image"),   # no tag or digest
+    ({"tf_serving_image": "registry:5000/serving"}, "tf_serving_image"),  # that colon is a port
+    ({"infra_validation_tries": "0"}, "infra_validation_tries"),
+    ({"serving_rest_port": "70000"}, "serving_rest_port"),
     ({"no_such_setting": "1"}, "no_such_setting"),
 ])
 def test_bad_values_name_the_field(overrides, field):

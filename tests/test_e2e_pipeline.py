@@ -16,6 +16,12 @@ def test_every_component_ran(first_run):
     assert states == {node: "done" for node in ALL_NODES}, stdout
     assert "MirroredStrategy: 2 replica(s)" in stdout
     assert "global batch 128" in stdout  # 64 per replica x 2
+    # InfraValidator ran (and passed) before the push, and the summary says so.
+    lines = stdout.splitlines()
+    order = [next(i for i, l in enumerate(lines) if l.startswith("[") and f"] {node} " in l)
+             for node in ("Evaluator", "InfraValidator", "Pusher")]
+    assert order == sorted(order), stdout
+    assert "answered TF Serving requests (16 Predict)" in stdout and "model INFRA-BLESSED" in stdout
 
 
 def test_pushed_model_serves_probabilities(first_run):
@@ -68,5 +74,5 @@ def test_rerun_is_cached_and_a_trainer_change_reruns_only_what_follows(first_run
     states, stdout = run_pipeline(workdir, data_dir, "learning_rate=0.002")
     for node in ("ImportExampleGen", "StatisticsGen", "Transform"):
         assert states[node] == "cached", stdout
-    for node in ("Trainer", "Evaluator", "Pusher"):
+    for node in ("Trainer", "Evaluator", "InfraValidator", "Pusher"):
         assert states[node] == "done", stdout

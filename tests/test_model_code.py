@@ -129,13 +129,19 @@ def test_saved_model_signatures(transformed, tmp_path):
     model = build_keras_model(hidden_units=(8,))
     tf.saved_model.save(model, str(tmp_path / "m"), signatures=serving_signatures(model, tf_transform_output))
     loaded = tf.saved_model.load(str(tmp_path / "m"))
-    assert {"serving_default", "transform_features"} <= set(loaded.signatures)
+    assert {"serving_default", "classification", "transform_features"} <= set(loaded.signatures)
 
     # Serving: no label in the request, probabilities out.
     without_label = [to_example({k: v for k, v in r.items() if k != F.LABEL_KEY}) for r in ROWS]
     probs = loaded.signatures["serving_default"](examples=tf.constant(without_label))["probabilities"]
     assert probs.shape == (len(ROWS), 1)
     assert bool(tf.reduce_all((probs >= 0) & (probs <= 1)))
+
+    # Classification (TF Serving's Classify): classes "0"/"1" with scores 1-p and p.
+    classified = loaded.signatures["classification"](examples=tf.constant(without_label))
+    assert classified["classes"].numpy().tolist() == [[b"0", b"1"]] * len(ROWS)
+    np.testing.assert_allclose(classified["scores"].numpy()[:, 1], probs.numpy()[:, 0], atol=1e-7)
+    np.testing.assert_allclose(classified["scores"].numpy().sum(axis=1), 1.0, atol=1e-6)
 
     # TFMA's signature yields the label from full examples.
     feats = loaded.signatures["transform_features"](examples=tf.constant([to_example(r) for r in ROWS]))

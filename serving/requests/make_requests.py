@@ -1,0 +1,38 @@
+"""Writes the README's example request bodies from `trips.json` (two trips as JSON features).
+
+    bin/runtime run python serving/requests/make_requests.py
+
+classify.json sends the features as JSON (TF Serving's classify format); the predict bodies
+send the same trips as serialized tf.Examples in {"b64": ...}, in the row ("instances")
+and the columnar ("inputs") format.
+"""
+
+import base64
+import json
+import os
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(os.path.dirname(HERE)))
+
+from serving.rest import json_example  # noqa: E402  (after the path is set)
+
+
+def main() -> None:
+    with open(os.path.join(HERE, "trips.json")) as f:
+        trips = json.load(f)
+    b64 = [{"b64": base64.b64encode(json_example(t).SerializeToString()).decode()} for t in trips]
+    bodies = {
+        "classify.json": {"signature_name": "classification", "examples": trips},
+        "predict_instances.json": {"instances": b64},
+        "predict_inputs.json": {"inputs": {"examples": b64}},
+    }
+    for name, body in bodies.items():
+        with open(os.path.join(HERE, name), "w") as f:
+            json.dump(body, f, indent=1)
+            f.write("\n")
+        print("wrote", os.path.join(HERE, name))
+
+
+if __name__ == "__main__":
+    main()
