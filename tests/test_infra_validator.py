@@ -98,33 +98,6 @@ def run_infra_validator(tmp_path, model_uri: str, examples) -> standard_artifact
     return blessing
 
 
-def test_kubeflow_v2_compiles_it_as_a_container_task(tmp_path):
-    """TFX's V2 compiler refuses `tfx.components.InfraValidator` by type; ours must compile.
-
-    SliceReport is left out here only because the V2 compiler rejects its custom artifact
-    type name (a separate, pre-existing Kubeflow issue, not InfraValidator's).
-    """
-    from tfx import v1 as tfx
-
-    from pipeline.dag import create_pipeline
-
-    cfg = load_config(overrides={"infra_validator_runner": "kubernetes"}, base_dir=PROJECT_DIR)
-    pipeline = create_pipeline(cfg)
-    pipeline.components[:] = [c for c in pipeline.components if c.id != "SliceReport"]
-    tfx.orchestration.experimental.KubeflowV2DagRunner(
-        config=tfx.orchestration.experimental.KubeflowV2DagRunnerConfig(default_image=cfg.image),
-        output_dir=str(tmp_path), output_filename="pipeline.json").run(pipeline)
-    spec = json.loads((tmp_path / "pipeline.json").read_text())
-    spec = spec.get("pipelineSpec", spec)
-    executor = next(v for k, v in spec["deploymentSpec"]["executors"].items() if "InfraValidator" in k)
-    assert "components.infra_validator.Executor" in executor["container"]["args"]
-    assert spec["root"]["dag"]["tasks"]["Pusher"]["inputs"]["artifacts"]["infra_blessing"] == {
-        "taskOutputArtifact": {"outputArtifactKey": "blessing", "producerTask": "InfraValidator"}}
-    serving = json.loads(spec["root"]["dag"]["tasks"]["InfraValidator"]["inputs"]["parameters"]["serving_spec"]
-                         ["runtimeValue"]["constantValue"]["stringValue"])
-    assert "kubernetes" in serving
-
-
 @pytest.mark.e2e
 def test_a_model_with_a_broken_signature_is_not_infra_blessed_nor_pushed(first_run, tmp_path, caplog):
     module = BrokenSignatures()

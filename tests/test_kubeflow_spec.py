@@ -85,6 +85,18 @@ def test_module_paths_named_in_the_spec_import(compiled):
         assert import_utils.import_func_from_module(*path.rsplit(".", 1)), path
 
 
+def test_infra_validator_is_a_container_task_gating_the_push_with_kubernetes_serving(compiled):
+    """TFX's v2 compiler refuses `tfx.components.InfraValidator` by type; ours compiles."""
+    _, spec = load_job(str(compiled))
+    args = list(_deployment(spec).executors["InfraValidator_executor"].container.args)
+    assert args[args.index("--executor_class_path") + 1] == "components.infra_validator.Executor"
+    pusher = spec.root.dag.tasks["Pusher"].inputs.artifacts["infra_blessing"].task_output_artifact
+    assert (pusher.producer_task, pusher.output_artifact_key) == ("InfraValidator", "blessing")
+    serving = json.loads(spec.root.dag.tasks["InfraValidator"].inputs.parameters["serving_spec"]
+                         .runtime_value.constant.string_value)
+    assert "kubernetes" in serving and serving["tensorflow_serving"]["image_name"] == "tensorflow/serving"
+
+
 def test_run_parameters_have_the_config_defaults_and_trainer_its_resources(compiled):
     _, spec = load_job(str(compiled))
     params = spec.root.input_definitions.parameters
