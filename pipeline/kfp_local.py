@@ -8,14 +8,13 @@ with the producer's metadata, output URIs under the pipeline root), and each tas
 start containers: tasks run in this runtime, so the image itself, the cluster's storage,
 resource requests and KFP's caching are only exercised on a real cluster.
 
-Spec features that open-source KFP refuses (resolver executors, TFX's Vertex-only
-lifecycle hooks are simply ignored as there) are refused here too, so a spec that passes
-here does not fail on the cluster for that reason.
+Only container executors run: open-source KFP refuses resolver executors, and importers
+are not implemented here; such a spec is refused before any task starts. TFX's Vertex-only
+lifecycle hooks (`preCacheCheck`) are ignored, as open-source KFP ignores them.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import subprocess
@@ -136,10 +135,10 @@ def _executor_input(task_name: str, task, component, params: dict[str, Any], run
             raise SpecError(f"task {task_name}: {src.producer_task} produced no {src.output_artifact_key}")
         ex.inputs.artifacts[name].artifacts.add().CopyFrom(produced)
     task_dir = f"{run.root}/{run.run_id}/{task_name}"
-    for key, spec in component.output_definitions.artifacts.items():
+    for key, definition in component.output_definitions.artifacts.items():
         art = ex.outputs.artifacts[key].artifacts.add()
         art.name = f"{run.run_id}/{task_name}/{key}"
-        art.type.CopyFrom(spec.artifact_type)
+        art.type.CopyFrom(definition.artifact_type)
         art.uri = f"{task_dir}/{key}"
     ex.outputs.output_file = f"{task_dir}/executor_output.json"
     return ex
@@ -175,6 +174,9 @@ def _collect_outputs(task_name: str, ex, run: LocalRun) -> None:
 
 def run_compiled(job_path: str, params: dict[str, str] | None = None, pipeline_root: str | None = None,
                  log_dir: str | None = None, on_progress=None) -> LocalRun:
+    """Run every task of the compiled spec at `job_path`; raises SpecError or TaskFailed."""
+    from google.protobuf import json_format
+
     job, spec = load_job(job_path)
     deployment = _deployment(spec)
     check_runnable(spec, deployment)
@@ -191,8 +193,6 @@ def run_compiled(job_path: str, params: dict[str, str] | None = None, pipeline_r
         component = spec.components[task.component_ref.name]
         executor = deployment.executors[component.executor_label]
         ex = _executor_input(name, task, component, values, run)
-        from google.protobuf import json_format
-
         argv = _command(name, executor.container, json_format.MessageToJson(ex, indent=None))
         env = dict(os.environ, **{e.name: e.value for e in executor.container.env})
         log_path = os.path.join(log_dir, f"{name}.log")
