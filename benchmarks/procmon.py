@@ -10,6 +10,7 @@ tree's PSS sum is what the tree really costs the machine. The peak is of the sum
 from __future__ import annotations
 
 import logging
+import re
 import subprocess
 import threading
 import time
@@ -18,6 +19,7 @@ from dataclasses import dataclass, field
 import psutil
 
 LOG = logging.getLogger("benchmarks.procmon")
+_SHOWN = re.compile(r"^\[\s*\d+/\d+\]|^Beam:|finished in|error|Error|BLESSED|blessed")
 
 
 @dataclass
@@ -80,7 +82,7 @@ def run_measured(cmd: list[str], *, log_path: str, interval: float = 0.25, cwd: 
             out_lines.append(line)
             log.write(line)
             log.flush()
-            if "\x1b[" not in line and "/step" not in line:  # not Keras' progress bars
+            if _SHOWN.search(line):  # the rest (Keras bars, setup.py chatter) is in the log
                 LOG.info("    %s", line.rstrip())
         usage.returncode = proc.wait()
         usage.wall_s = time.monotonic() - start
