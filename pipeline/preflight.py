@@ -45,7 +45,8 @@ def check_file(path: str) -> int:
 
     Every record is read (a truncated file fails here, not minutes later in Beam), but
     only the first ones are parsed, and the count runs inside tf.data, not in a Python
-    loop: 1.5M records take ~2 s instead of ~40 s. Only when the file turns out to be
+    loop over every record (with 1.5M records the runner now starts its first component
+    14 s after it starts, imports included). Only when the file turns out to be
     corrupt is it read again record by record, to say after how many records.
     """
     import tensorflow as tf
