@@ -4,7 +4,7 @@ PY := $(RUNTIME) run python
 CONFIG ?= configs/local.toml
 ARGS ?=
 
-.PHONY: run test test-fast serve versions rollback report notebooks compile golden kfp-local runtime shell lock data clean clean-runtime
+.PHONY: run test test-fast bench serve versions rollback report notebooks compile golden kfp-local runtime shell lock data clean clean-runtime
 
 run: ## the whole DAG locally on the bundled data
 	$(PY) local_runner.py --config $(CONFIG) $(ARGS)
@@ -14,6 +14,9 @@ test: ## every test, the end-to-end DAG included (what CI runs)
 
 test-fast: ## unit tests only
 	$(RUNTIME) run python -m pytest -m "not e2e" $(ARGS)
+
+bench: ## benchmark vs TFX's taxi example and plain TF (BENCH_SIZES=15k for a quick run; see README)
+	$(PY) -m benchmarks $(ARGS)
 
 serve: ## serve the latest pushed model with TF Serving's REST (8501) and gRPC (8500) APIs; Ctrl-C stops
 	$(PY) -m serving serve --config $(CONFIG) $(ARGS)

@@ -64,8 +64,10 @@ class PipelineConfig:
     hidden_units: list[int] = field(default_factory=lambda: [64, 32, 16])
     learning_rate: float = 1e-3
 
-    beam_args: list[str] = field(default_factory=lambda: [
-        "--runner=FnApiRunner", "--direct_running_mode=in_memory", "--direct_num_workers=1"])
+    # "--direct_running_mode=auto": in-process for small input, a worker per core above
+    # beam_parallel_input_mb of (compressed) input; see pipeline/beam.py.
+    beam_args: list[str] = field(default_factory=lambda: ["--runner=FnApiRunner", "--direct_running_mode=auto"])
+    beam_parallel_input_mb: float = 32.0
     enable_cache: bool = True
     # Stop before Transform when ExampleValidator finds anomalies (False: warn and go on).
     fail_on_anomalies: bool = True
@@ -183,6 +185,8 @@ def validate(cfg: PipelineConfig, check_files: bool = True) -> PipelineConfig:
             raise ConfigError(f"{name}: must be within [0, 1], got {getattr(cfg, name)}")
     if not 0.0 <= cfg.max_auc_drop <= 1.0:
         raise ConfigError(f"max_auc_drop: must be within [0, 1], got {cfg.max_auc_drop}")
+    if cfg.beam_parallel_input_mb < 0:
+        raise ConfigError(f"beam_parallel_input_mb: must be >= 0, got {cfg.beam_parallel_input_mb}")
     if not cfg.fairness_thresholds or any(not 0 < t < 1 for t in cfg.fairness_thresholds):
         raise ConfigError(f"fairness_thresholds: each must be in (0, 1), got {cfg.fairness_thresholds}")
     _validate_serving(cfg)

@@ -20,7 +20,7 @@ from components.infra_validator import make_infra_validator
 from components.slice_report import SliceReport
 from components.schema_importer import FingerprintedImportSchemaGen
 from components.validation_gate import ValidationGate
-from pipeline import evaluation
+from pipeline import beam, evaluation
 from pipeline.config import PipelineConfig
 from pipeline.fingerprint import TRAINER_MODULES, TRANSFORM_MODULES, source_fingerprint
 
@@ -102,6 +102,9 @@ def create_pipeline(cfg: PipelineConfig, metadata_connection_config=None,
         schema=schema_gen.outputs["schema"],
         preprocessing_fn="components.preprocessing.preprocessing_fn",
         custom_config={"source_fingerprint": source_fingerprint(*TRANSFORM_MODULES)},
+        # StatisticsGen already computes the input's statistics, and nothing reads
+        # Transform's pre-/post-transform ones: skip those two extra passes.
+        disable_statistics=True,
     )
     transform.add_upstream_node(validation_gate)
 
@@ -173,5 +176,6 @@ def create_pipeline(cfg: PipelineConfig, metadata_connection_config=None,
                     transform, trainer, model_resolver, evaluator, infra_validator, pusher, report],
         enable_cache=cfg.enable_cache,
         metadata_connection_config=metadata_connection_config,
-        beam_pipeline_args=list((kubeflow and cfg.kubeflow_beam_args) or cfg.beam_args),
+        beam_pipeline_args=(list(cfg.kubeflow_beam_args) if kubeflow and cfg.kubeflow_beam_args
+                            else beam.resolve(cfg)),
     )

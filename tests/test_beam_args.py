@@ -1,0 +1,35 @@
+"""Beam's running mode follows the input size unless the configuration names one."""
+
+from __future__ import annotations
+
+from conftest import PROJECT_DIR
+from pipeline import beam
+from pipeline.config import load_config
+
+
+def _cfg(**overrides):
+    return load_config(PROJECT_DIR / "configs" / "local.toml", overrides, base_dir=PROJECT_DIR)
+
+
+def test_small_input_runs_in_process():
+    args = beam.resolve(_cfg(), size=1 << 20, cores=2)
+    assert "--direct_running_mode=in_memory" in args and "--direct_num_workers=1" in args
+    assert "--direct_running_mode=auto" not in args
+
+
+def test_large_input_gets_a_worker_per_core():
+    args = beam.resolve(_cfg(), size=100 << 20, cores=8)
+    assert "--direct_running_mode=multi_processing" in args and "--direct_num_workers=8" in args
+
+
+def test_one_core_never_spawns_workers():
+    assert "--direct_running_mode=in_memory" in beam.resolve(_cfg(), size=100 << 20, cores=1)
+
+
+def test_the_bundled_data_is_small():
+    assert "--direct_running_mode=in_memory" in beam.resolve(_cfg())
+
+
+def test_an_explicit_mode_is_kept():
+    explicit = ["--runner=FnApiRunner", "--direct_running_mode=multi_threading", "--direct_num_workers=3"]
+    assert beam.resolve(_cfg(beam_args=explicit), size=1, cores=2) == explicit
