@@ -13,6 +13,7 @@ in pipeline/kfp_local.py, talking to a KFP endpoint in pipeline/kfp_client.py.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import sys
@@ -31,7 +32,7 @@ def _params(pairs: list[str], train_steps: int | None) -> dict[str, str]:
             raise ValueError(f"--param expects KEY=VALUE, got {pair!r}")
         params[key.strip()] = value
     if train_steps is not None:
-        params["train_args"] = f'{{"num_steps": {train_steps}}}'
+        params["train_args"] = json.dumps({"num_steps": train_steps})  # TrainArgs as JSON
     return params
 
 

@@ -21,16 +21,18 @@ from tfx.types import standard_component_specs
 from tfx.types.standard_artifacts import Model
 from tfx.utils import io_utils, path_utils
 
+from serving import layout
+
 LOG = logging.getLogger(__name__)
 FOUND = "baseline_found"
 
 
 def latest_version_dir(model_base_path: str) -> str | None:
-    """TF Serving's rule: the highest integer-named directory wins; anything else is ignored."""
+    """TF Serving's rule (serving.layout), through TFX's fileio so that gs:// works too."""
     if not fileio.exists(model_base_path):
         return None
-    numbered = [name.rstrip("/") for name in fileio.listdir(model_base_path)]
-    numbered = [int(name) for name in numbered if name.isdigit()]
+    numbered = [int(name) for name in (n.rstrip("/") for n in fileio.listdir(model_base_path))
+                if layout.is_version_name(name) and fileio.isdir(os.path.join(model_base_path, name))]
     return os.path.join(model_base_path, str(max(numbered))) if numbered else None
 
 

@@ -116,9 +116,8 @@ class KfpEndpoint:
                              name, namespace=self.namespace)
         return created.experiment_id
 
-    def _pipeline_version(self, spec_path: str, name: str | None) -> tuple[str, str]:
+    def _pipeline_version(self, document: dict, name: str | None) -> tuple[str, str]:
         """Upload the pipeline, or a new version of it; reuse a version with the same content."""
-        document = pipeline_spec_document(spec_path)
         name = name or document["pipelineInfo"]["name"]
         content = json.dumps(document, sort_keys=True)
         version_name = f"{name}-{hashlib.sha256(content.encode()).hexdigest()[:12]}"
@@ -150,10 +149,11 @@ class KfpEndpoint:
 
     def submit(self, spec_path: str, experiment: str, params: dict[str, str],
                pipeline_name: str | None = None, run_name: str | None = None) -> Created:
-        pipeline_id, version_id = self._pipeline_version(spec_path, pipeline_name)
+        document = pipeline_spec_document(spec_path)
+        pipeline_id, version_id = self._pipeline_version(document, pipeline_name)
         experiment_id = self._experiment_id(experiment)
         run = self._call("creating the run", self._client.run_pipeline,
-                         experiment_id=experiment_id, job_name=run_name or _default_name(spec_path),
+                         experiment_id=experiment_id, job_name=run_name or _default_name(document),
                          params=params, pipeline_id=pipeline_id, version_id=version_id)
         return Created("run", run.run_id, pipeline_id, version_id, experiment_id, self.host)
 
@@ -163,17 +163,18 @@ class KfpEndpoint:
         check_cron(cron)
         if max_concurrency < 1:
             raise SpecError("max concurrency must be >= 1")
-        pipeline_id, version_id = self._pipeline_version(spec_path, pipeline_name)
+        document = pipeline_spec_document(spec_path)
+        pipeline_id, version_id = self._pipeline_version(document, pipeline_name)
         experiment_id = self._experiment_id(experiment)
         recurring = self._call(
             "creating the recurring run", self._client.create_recurring_run,
-            experiment_id=experiment_id, job_name=run_name or _default_name(spec_path, "daily"),
+            experiment_id=experiment_id, job_name=run_name or _default_name(document, "daily"),
             cron_expression=cron, max_concurrency=max_concurrency, no_catchup=not catchup,
             params=params, pipeline_id=pipeline_id, version_id=version_id)
         return Created("recurring run", recurring.recurring_run_id, pipeline_id, version_id,
                        experiment_id, self.host)
 
 
-def _default_name(spec_path: str, suffix: str | None = None) -> str:
-    name = pipeline_spec_document(spec_path)["pipelineInfo"]["name"]
+def _default_name(document: dict, suffix: str | None = None) -> str:
+    name = document["pipelineInfo"]["name"]
     return f"{name}-{suffix}" if suffix else f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"

@@ -50,11 +50,8 @@ def compile_pipeline(cfg: PipelineConfig, output: str) -> dict[str, Any]:
     return job
 
 
-def load_job(path: str):
-    """The compiled file as kfp's own `PipelineJob` proto; unknown fields are an error."""
-    from google.protobuf import json_format
-    from kfp.pipeline_spec import pipeline_spec_pb2
-
+def _read_compiled(path: str) -> dict[str, Any]:
+    """The compiled `PipelineJob` file as a dict, or a SpecError saying what is wrong."""
     try:
         with open(path) as f:
             data = json.load(f)
@@ -62,11 +59,22 @@ def load_job(path: str):
         raise SpecError(f"no compiled spec at {path}: run `python kfp_runner.py compile` first") from None
     except json.JSONDecodeError as e:
         raise SpecError(f"{path} is not JSON: {e}") from None
+    if not isinstance(data, dict) or not isinstance(data.get("pipelineSpec"), dict):
+        raise SpecError(f"{path} is not a compiled pipeline (no pipelineSpec)")
+    return data
+
+
+def load_job(path: str):
+    """The compiled file as kfp's own `PipelineJob` proto; unknown fields are an error."""
+    from google.protobuf import json_format
+    from kfp.pipeline_spec import pipeline_spec_pb2
+
+    data = _read_compiled(path)
     job = pipeline_spec_pb2.PipelineJob()
     try:
         json_format.ParseDict(data, job, ignore_unknown_fields=False)
         spec = pipeline_spec_pb2.PipelineSpec()
-        json_format.ParseDict(data.get("pipelineSpec", {}), spec, ignore_unknown_fields=False)
+        json_format.ParseDict(data["pipelineSpec"], spec, ignore_unknown_fields=False)
     except json_format.ParseError as e:
         raise SpecError(f"{path} is not a valid KFP pipeline spec: {e}") from None
     return job, spec
@@ -79,10 +87,4 @@ def task_dependencies(spec) -> dict[str, set[str]]:
 
 def pipeline_spec_document(job_path: str) -> dict[str, Any]:
     """The bare pipeline spec that `kfp.Client` uploads (KFP's IR), from a compiled job."""
-    try:
-        with open(job_path) as f:
-            return json.load(f)["pipelineSpec"]
-    except FileNotFoundError:
-        raise SpecError(f"no compiled spec at {job_path}: run `python kfp_runner.py compile` first") from None
-    except (json.JSONDecodeError, KeyError, TypeError):
-        raise SpecError(f"{job_path} is not a compiled pipeline (no pipelineSpec)") from None
+    return _read_compiled(job_path)["pipelineSpec"]

@@ -26,12 +26,16 @@ RETRACTED_FILE = ".retracted"  # versions a rollback withdrew; never chosen agai
 _VERSION_RE = re.compile(r"^[0-9]+$")
 
 
+def is_version_name(name: str) -> bool:
+    return bool(_VERSION_RE.match(name))
+
+
 def versions(base: str) -> list[int]:
     """Integer version directories under `base`, ascending; the last one is what TF Serving serves."""
     if not os.path.isdir(base):
         return []
     return sorted(int(d) for d in os.listdir(base)
-                  if _VERSION_RE.match(d) and os.path.isdir(os.path.join(base, d)))
+                  if is_version_name(d) and os.path.isdir(os.path.join(base, d)))
 
 
 def latest_version(base: str) -> int | None:
