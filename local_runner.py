@@ -55,14 +55,15 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     LOG.info("input: %s", ", ".join(f"{n} records ({split})" for split, n in counts.items()) or "remote")
 
-    from tfx import v1 as tfx
+    from tfx.orchestration.local.local_dag_runner import LocalDagRunner
+    from tfx.orchestration.metadata import sqlite_metadata_connection_config
 
     from pipeline.dag import create_pipeline
     from pipeline.run_outputs import read_run_result
 
     os.makedirs(os.path.dirname(cfg.path("metadata_path")), exist_ok=True)
     pipeline = create_pipeline(
-        cfg, tfx.orchestration.metadata.sqlite_metadata_connection_config(cfg.path("metadata_path")))
+        cfg, sqlite_metadata_connection_config(cfg.path("metadata_path")))
     node_ids = [c.id for c in pipeline.components]
     progress = ComponentProgress(node_ids)
     logging.getLogger().addHandler(progress)
@@ -76,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
         LOG.error("refused: %s", e)
         return 3
     try:
-        tfx.orchestration.LocalDagRunner().run(pipeline)
+        LocalDagRunner().run(pipeline)
     except Exception as e:  # one clear line; the traceback is in the log file
         failed = progress.failed()
         logging.getLogger("traceback").error("run failed", exc_info=True)  # log file only

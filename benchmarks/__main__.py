@@ -7,10 +7,10 @@ For each size, on the same generated data and one after the other (never in para
 so they do not compete for the cores): our DAG on a fresh pipeline root and metadata
 store (cold), our DAG again with nothing changed (rerun), TFX's own taxi example (cold),
 and the plain-TensorFlow baseline. Each is a separate process whose tree's memory is
-sampled while it runs (benchmarks/procmon.py). Our DAG runs three times: cold, again
-(the Evaluator reruns against the first model, now the blessed baseline), and a third
-time (everything cached). Wall time is the whole command, start-up
-included, because that is what a user waits for.
+sampled while it runs (benchmarks/procmon.py). Our DAG runs three times: cold, then twice
+with nothing changed (both served from the cache; the third shows the second left nothing
+to redo). Wall time is the whole command, start-up included, because that is what a user
+waits for.
 """
 
 from __future__ import annotations
@@ -115,8 +115,6 @@ class Bench:
             cold.auc = score_model(newest(f"{work}/root/Trainer/model/*/Format-Serving"),
                                    sorted(glob.glob(f"{newest(f'{work}/root/ImportExampleGen/examples/*')}/Split-eval/*")))
         results.append(cold)
-        # The second run re-evaluates: the first model is now the blessed baseline, which
-        # is a new Evaluator input. The third run is served from the cache end to end.
         for system in ("ours-rerun", "ours-third"):
             again, _ = self._measure(system, data.rows, cmd)
             again.auc = cold.auc

@@ -18,6 +18,14 @@ from pipeline.config import PipelineConfig
 
 LOG = logging.getLogger(__name__)
 AUTO = "--direct_running_mode=auto"
+IN_PROCESS_ARGS = ["--direct_running_mode=in_memory", "--direct_num_workers=1"]
+# Measured at 1.5M rows on 2 cores (README, Benchmarks): these three ran faster, and in
+# less memory, in one process than with a worker per core (their work is vectorised over
+# Arrow batches and TF graphs, and workers mostly add serialisation between processes);
+# the Evaluator, whose metrics run per example in Python, ran faster with workers.
+# Untested on more cores, where the workers may pay back: there they keep the workers.
+IN_PROCESS_NODES = ("ImportExampleGen", "StatisticsGen", "Transform")
+IN_PROCESS_MAX_CORES = 2
 
 
 def input_bytes(cfg: PipelineConfig) -> int | None:
@@ -30,6 +38,14 @@ def input_bytes(cfg: PipelineConfig) -> int | None:
     return sum(os.path.getsize(f) for f in files)
 
 
+def _auto_mode(cfg: PipelineConfig, size: int | None, cores: int) -> tuple[str, int]:
+    if size is None:  # remote input (e.g. Kubeflow): decide on the worker, one per core
+        return "multi_processing", 0
+    if size < cfg.beam_parallel_input_mb * 2**20 or cores == 1:
+        return "in_memory", 1
+    return "multi_processing", cores
+
+
 def resolve(cfg: PipelineConfig, size: int | None = None, cores: int | None = None) -> list[str]:
     """cfg.beam_args with `auto` replaced by a concrete running mode and worker count."""
     args = list(cfg.beam_args)
@@ -38,12 +54,21 @@ def resolve(cfg: PipelineConfig, size: int | None = None, cores: int | None = No
     args = [a for a in args if a != AUTO and not a.startswith("--direct_num_workers")]
     size = input_bytes(cfg) if size is None else size
     cores = cores or os.cpu_count() or 1
-    if size is None:  # remote input (e.g. Kubeflow): decide on the worker, one per core
-        mode, workers = "multi_processing", 0
-    elif size < cfg.beam_parallel_input_mb * 2**20 or cores == 1:
-        mode, workers = "in_memory", 1
-    else:
-        mode, workers = "multi_processing", cores
-    LOG.info("Beam: %s with %s worker(s) (input %s, %d cores)", mode, workers or "one per core",
-             "remote" if size is None else f"{size / 2**20:.1f} MB", cores)
+    mode, workers = _auto_mode(cfg, size, cores)
+    in_process = per_component(cfg, size, cores)
+    LOG.info("Beam: %s with %s worker(s) (input %s, %d cores)%s", mode, workers or "one per core",
+             "remote" if size is None else f"{size / 2**20:.1f} MB", cores,
+             f"; in-process: {', '.join(in_process)}" if in_process else "")
     return args + [f"--direct_running_mode={mode}", f"--direct_num_workers={workers}"]
+
+
+def per_component(cfg: PipelineConfig, size: int | None = None, cores: int | None = None) -> dict[str, list[str]]:
+    """{node id: Beam args appended to the pipeline's for that node} under `auto`."""
+    if AUTO not in cfg.beam_args:
+        return {}
+    size = input_bytes(cfg) if size is None else size
+    cores = cores or os.cpu_count() or 1
+    mode, _ = _auto_mode(cfg, size, cores)
+    if mode != "multi_processing" or size is None or cores > IN_PROCESS_MAX_CORES:
+        return {}
+    return {node: list(IN_PROCESS_ARGS) for node in IN_PROCESS_NODES}

@@ -119,6 +119,9 @@ class PipelineConfig:
 
 
 INFRA_VALIDATOR_RUNNERS = ("local", "local_docker", "kubernetes")
+# The Evaluator derives threshold metrics from a prediction histogram of this bucket width
+# (pipeline/histogram_metrics.py; kept here so loading a config imports no TFMA).
+THRESHOLD_STEP = 1e-4
 FIELD_TYPES = get_type_hints(PipelineConfig)
 FIELD_NAMES = tuple(f.name for f in fields(PipelineConfig))
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
@@ -189,6 +192,10 @@ def validate(cfg: PipelineConfig, check_files: bool = True) -> PipelineConfig:
         raise ConfigError(f"beam_parallel_input_mb: must be >= 0, got {cfg.beam_parallel_input_mb}")
     if not cfg.fairness_thresholds or any(not 0 < t < 1 for t in cfg.fairness_thresholds):
         raise ConfigError(f"fairness_thresholds: each must be in (0, 1), got {cfg.fairness_thresholds}")
+    off_grid = [t for t in cfg.fairness_thresholds if abs(t / THRESHOLD_STEP - round(t / THRESHOLD_STEP)) > 1e-6]
+    if off_grid:
+        raise ConfigError(f"fairness_thresholds: each must be a multiple of {THRESHOLD_STEP:g} "
+                          f"(the resolution of the Evaluator's prediction histogram), got {off_grid}")
     _validate_serving(cfg)
     _validate_splits(cfg)
     for name in ("pipeline_root", "metadata_path", "serving_dir", "input_base", "schema_path"):

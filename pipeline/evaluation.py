@@ -9,10 +9,18 @@ import json
 from tensorflow_model_analysis.proto import config_pb2 as tfma
 
 from components import features as F
+from pipeline import histogram_metrics
 from pipeline.config import PipelineConfig
 
 
 FAIRNESS_METRICS = ("FallOut", "MissRate", "PredictedPositiveRate", "FalseDiscoveryRate")
+
+
+def from_histogram(class_name: str, **kwargs) -> tfma.MetricConfig:
+    """TFMA's metric `class_name`, computed from the AUC's prediction histogram (see
+    histogram_metrics): same name and value, a fraction of the cost."""
+    return tfma.MetricConfig(class_name=class_name + histogram_metrics.SUFFIX,
+                             module=histogram_metrics.__name__, **kwargs)
 
 
 def slicing_specs(cfg: PipelineConfig) -> list[tfma.SlicingSpec]:
@@ -42,12 +50,12 @@ def eval_config(cfg: PipelineConfig) -> tfma.EvalConfig:
         tfma.MetricConfig(class_name="ExampleCount"),
         tfma.MetricConfig(class_name="AUC", per_slice_thresholds=[overall_only(auc_threshold)]),
         tfma.MetricConfig(class_name="AUCPrecisionRecall"),
-        tfma.MetricConfig(class_name="BinaryAccuracy", per_slice_thresholds=[overall_only(accuracy_threshold)]),
-        tfma.MetricConfig(class_name="Precision"),
-        tfma.MetricConfig(class_name="Recall"),
-        tfma.MetricConfig(class_name="MeanLabel"),
-        tfma.MetricConfig(class_name="MeanPrediction"),
-        tfma.MetricConfig(class_name="Calibration"),
+        from_histogram("BinaryAccuracy", per_slice_thresholds=[overall_only(accuracy_threshold)]),
+        from_histogram("Precision"),
+        from_histogram("Recall"),
+        from_histogram("MeanLabel"),
+        from_histogram("MeanPrediction"),
+        from_histogram("Calibration"),
         tfma.MetricConfig(class_name="CalibrationPlot"),
         tfma.MetricConfig(class_name="ConfusionMatrixPlot"),
     ]
@@ -55,7 +63,7 @@ def eval_config(cfg: PipelineConfig) -> tfma.EvalConfig:
     # per slice at each decision threshold with TFMA's own metrics (the
     # fairness-indicators package cannot be installed beside TFX 1.21).
     fairness = {"thresholds": list(cfg.fairness_thresholds)}
-    metrics += [tfma.MetricConfig(class_name=name, config=json.dumps(fairness))
+    metrics += [from_histogram(name, config=json.dumps(fairness))
                 for name in FAIRNESS_METRICS]
     return tfma.EvalConfig(
         model_specs=[tfma.ModelSpec(

@@ -114,6 +114,13 @@ def _slice_spec_and_name(slice_key) -> tuple[str, str]:
     return " x ".join(cols), name
 
 
+def _class_name(metric) -> str:
+    """TFMA's class name, also for the histogram-derived twins the pipeline configures."""
+    from pipeline.histogram_metrics import SUFFIX
+
+    return metric.class_name.removesuffix(SUFFIX)
+
+
 def _gates(eval_config) -> list[Gate]:
     gates = []
     for spec in eval_config.metrics_specs:
@@ -121,7 +128,8 @@ def _gates(eval_config) -> list[Gate]:
             thresholds = [t.threshold for t in metric.per_slice_thresholds]
             if metric.HasField("threshold"):
                 thresholds.append(metric.threshold)
-            key = {"AUC": "auc", "BinaryAccuracy": "binary_accuracy"}.get(metric.class_name, metric.class_name.lower())
+            name = _class_name(metric)
+            key = {"AUC": "auc", "BinaryAccuracy": "binary_accuracy"}.get(name, name.lower())
             for t in thresholds:
                 g = Gate(key)
                 if t.HasField("value_threshold") and t.value_threshold.HasField("lower_bound"):
@@ -135,7 +143,7 @@ def _gates(eval_config) -> list[Gate]:
 def _fairness_thresholds(eval_config) -> list[float]:
     for spec in eval_config.metrics_specs:
         for metric in spec.metrics:
-            if metric.class_name in CLASS_TO_KEY and metric.config:
+            if _class_name(metric) in CLASS_TO_KEY and metric.config:
                 return [float(t) for t in json.loads(metric.config).get("thresholds", [])]
     return []
 

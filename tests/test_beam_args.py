@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from conftest import PROJECT_DIR
 from pipeline import beam
 from pipeline.config import load_config
@@ -33,3 +35,28 @@ def test_the_bundled_data_is_small():
 def test_an_explicit_mode_is_kept():
     explicit = ["--runner=FnApiRunner", "--direct_running_mode=multi_threading", "--direct_num_workers=3"]
     assert beam.resolve(_cfg(beam_args=explicit), size=1, cores=2) == explicit
+
+
+def test_large_input_on_two_cores_keeps_vectorised_components_in_process():
+    cfg = _cfg()
+    assert beam.per_component(cfg, size=100 << 20, cores=2) == {
+        node: ["--direct_running_mode=in_memory", "--direct_num_workers=1"]
+        for node in ("ImportExampleGen", "StatisticsGen", "Transform")}
+    assert beam.per_component(cfg, size=1 << 20, cores=2) == {}  # all in-process already
+    assert beam.per_component(cfg, size=100 << 20, cores=8) == {}  # untested there: workers
+    explicit = ["--runner=FnApiRunner", "--direct_running_mode=multi_processing"]
+    assert beam.per_component(_cfg(beam_args=explicit), size=100 << 20, cores=2) == {}
+
+
+def test_component_args_come_after_the_pipeline_args(tmp_path, monkeypatch):
+    from pipeline.dag import create_pipeline
+
+    monkeypatch.setattr(beam, "input_bytes", lambda cfg: 100 << 20)
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    pipeline = create_pipeline(_cfg(pipeline_root=str(tmp_path)))
+    for component in pipeline.components:
+        if component.id in ("ImportExampleGen", "Transform", "Evaluator"):
+            args = pipeline.beam_pipeline_args + component.executor_spec.beam_pipeline_args
+            modes = [a for a in args if a.startswith("--direct_running_mode=")]
+            expected = "multi_processing" if component.id == "Evaluator" else "in_memory"
+            assert modes[-1] == f"--direct_running_mode={expected}", (component.id, args)
