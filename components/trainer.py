@@ -20,11 +20,22 @@ PROGRESS = logging.getLogger("pipeline.trainer")
 
 
 def _dataset(fn_args: FnArgs, files, tf_transform_output, batch_size: int) -> tf.data.Dataset:
+    """Raw examples, transformed as they are read, by the graph the Transform component
+    analysed. Transform does not write a transformed copy of the data set: training reads
+    only train_steps x batch rows of it, and at 1.5M rows writing that copy cost more
+    than the whole Trainer."""
+    transform = tf_transform_output.transform_features_layer()
+
+    def features_and_label(raw):
+        transformed = transform(raw)
+        label = transformed.pop(F.LABEL_XF)
+        return transformed, label
+
     return fn_args.data_accessor.tf_dataset_factory(
         files,
-        TensorFlowDatasetOptions(batch_size=batch_size, label_key=F.LABEL_XF),
-        tf_transform_output.transformed_metadata.schema,
-    ).repeat()
+        TensorFlowDatasetOptions(batch_size=batch_size),
+        tf_transform_output.raw_metadata.schema,
+    ).map(features_and_label, num_parallel_calls=tf.data.AUTOTUNE).repeat()
 
 
 def run_fn(fn_args: FnArgs) -> None:

@@ -118,12 +118,15 @@ def create_pipeline(cfg: PipelineConfig, metadata_connection_config=None,
         # StatisticsGen already computes the input's statistics, and nothing reads
         # Transform's pre-/post-transform ones: skip those two extra passes.
         disable_statistics=True,
+        # The Trainer applies the transform graph as it reads (components/trainer.py):
+        # no transformed copy of every row is written for a few thousand to be read.
+        materialize=False,
     )
     transform.add_upstream_node(validation_gate)
 
     trainer = Trainer(
         run_fn="components.trainer.run_fn",
-        examples=transform.outputs["transformed_examples"],
+        examples=example_gen.outputs["examples"],
         transform_graph=transform.outputs["transform_graph"],
         schema=schema_gen.outputs["schema"],
         train_args=params.get("train_args", trainer_pb2.TrainArgs(num_steps=cfg.train_steps)),

@@ -146,3 +146,28 @@ def test_saved_model_signatures(transformed, tmp_path):
     # TFMA's signature yields the label from full examples.
     feats = loaded.signatures["transform_features"](examples=tf.constant([to_example(r) for r in ROWS]))
     assert sorted(feats[F.LABEL_XF].numpy().tolist()) == [0, 0, 0, 1, 1, 1]
+
+
+def test_training_input_is_raw_examples_through_the_transform_graph(transformed, tmp_path):
+    """The Trainer reads raw examples (Transform writes no transformed copy) and applies
+    the analysed graph: the model gets exactly its inputs, and the label."""
+    from tfx.components.trainer.fn_args_utils import DataAccessor, FnArgs
+    from tfx_bsl.tfxio import tf_example_record
+
+    from components.trainer import _dataset
+    from conftest import write_examples
+
+    _, out_dir = transformed
+    write_examples([to_example(r) for r in ROWS], tmp_path / "raw.tfrecord.gz")
+
+    def factory(files, options, schema):
+        return tf_example_record.TFExampleRecord(file_pattern=files, schema=schema).TensorFlowDataset(options)
+
+    fn_args = FnArgs(data_accessor=DataAccessor(tf_dataset_factory=factory, record_batch_factory=None,
+                                                data_view_decode_fn=None))
+    features, label = next(iter(_dataset(fn_args, [str(tmp_path / "raw.tfrecord.gz")],
+                                         tft.TFTransformOutput(out_dir), batch_size=len(ROWS))))
+    model = build_keras_model(hidden_units=(8,))
+    assert set(features) == {inp.name for inp in model.inputs}
+    assert sorted(np.asarray(label).ravel().tolist()) == [0, 0, 0, 1, 1, 1]
+    assert model(features).shape == (len(ROWS), 1)
