@@ -18,7 +18,6 @@ from pipeline.config import PipelineConfig
 
 LOG = logging.getLogger(__name__)
 AUTO = "--direct_running_mode=auto"
-IN_PROCESS_ARGS = ["--direct_running_mode=in_memory", "--direct_num_workers=1"]
 # Measured at 1.5M rows on 2 cores (README, Benchmarks): these three ran faster, and in
 # less memory, in one process than with a worker per core (their work is vectorised over
 # Arrow batches and TF graphs, and workers mostly add serialisation between processes);
@@ -26,6 +25,11 @@ IN_PROCESS_ARGS = ["--direct_running_mode=in_memory", "--direct_num_workers=1"]
 # Untested on more cores, where the workers may pay back: there they keep the workers.
 IN_PROCESS_NODES = ("ImportExampleGen", "StatisticsGen", "Transform")
 IN_PROCESS_MAX_CORES = 2
+# ExampleGen writes one file per Beam worker, and a gzip file is read by one worker only:
+# from a single file the Evaluator's workers would take turns, not share the work (200k
+# eval examples in 4 files: 64 s with 2 workers, 111 s in one process; in 1 file, no
+# gain). So ExampleGen keeps one in-process worker per core, one output file each.
+SHARDED_NODES = ("ImportExampleGen",)
 
 
 def input_bytes(cfg: PipelineConfig) -> int | None:
@@ -71,4 +75,6 @@ def per_component(cfg: PipelineConfig, size: int | None = None, cores: int | Non
     mode, _ = _auto_mode(cfg, size, cores)
     if mode != "multi_processing" or size is None or cores > IN_PROCESS_MAX_CORES:
         return {}
-    return {node: list(IN_PROCESS_ARGS) for node in IN_PROCESS_NODES}
+    return {node: ["--direct_running_mode=in_memory",
+                   f"--direct_num_workers={cores if node in SHARDED_NODES else 1}"]
+            for node in IN_PROCESS_NODES}

@@ -40,8 +40,10 @@ def test_an_explicit_mode_is_kept():
 def test_large_input_on_two_cores_keeps_vectorised_components_in_process():
     cfg = _cfg()
     assert beam.per_component(cfg, size=100 << 20, cores=2) == {
-        node: ["--direct_running_mode=in_memory", "--direct_num_workers=1"]
-        for node in ("ImportExampleGen", "StatisticsGen", "Transform")}
+        # ExampleGen: one in-process worker per core, so one output file per core.
+        "ImportExampleGen": ["--direct_running_mode=in_memory", "--direct_num_workers=2"],
+        "StatisticsGen": ["--direct_running_mode=in_memory", "--direct_num_workers=1"],
+        "Transform": ["--direct_running_mode=in_memory", "--direct_num_workers=1"]}
     assert beam.per_component(cfg, size=1 << 20, cores=2) == {}  # all in-process already
     assert beam.per_component(cfg, size=100 << 20, cores=8) == {}  # untested there: workers
     explicit = ["--runner=FnApiRunner", "--direct_running_mode=multi_processing"]

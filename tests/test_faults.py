@@ -19,7 +19,8 @@ from pipeline.preflight import InputError, RunLock, RunLocked, check_inputs
 
 
 def cfg_for(input_base, **overrides):
-    return load_config(overrides={"input_base": str(input_base), **overrides}, base_dir=PROJECT_DIR)
+    overrides = {"input_base": str(input_base), "pipeline_root": os.path.join(input_base, "root"), **overrides}
+    return load_config(overrides=overrides, base_dir=PROJECT_DIR)
 
 
 @pytest.fixture(scope="module")
@@ -30,6 +31,26 @@ def records():
 def test_good_input_is_counted(tmp_path, records):
     write_examples(records, tmp_path / "a.tfrecord.gz")
     assert check_inputs(cfg_for(tmp_path)) == {"all": 500}
+
+
+def test_an_unchanged_file_is_not_read_again_and_a_changed_one_is(tmp_path, records, monkeypatch):
+    from pipeline import preflight
+
+    path = tmp_path / "a.tfrecord.gz"
+    write_examples(records, path)
+    assert check_inputs(cfg_for(tmp_path)) == {"all": 500}
+
+    def must_not_read(p):
+        raise AssertionError(f"read again: {p}")
+
+    with monkeypatch.context() as m:
+        m.setattr(preflight, "check_file", must_not_read)
+        assert check_inputs(cfg_for(tmp_path)) == {"all": 500}
+
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])  # truncated since the last check
+    with pytest.raises(InputError, match=r"a\.tfrecord\.gz: corrupt or truncated"):
+        check_inputs(cfg_for(tmp_path))
 
 
 def test_truncated_gzip_names_the_file(tmp_path, records):
