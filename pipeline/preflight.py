@@ -136,8 +136,9 @@ def check_inputs(cfg: PipelineConfig) -> dict[str, int]:
     (reading 1.5M records is most of an unchanged rerun's time); the record is kept beside
     the pipeline root and rewritten whole, so a killed run leaves the old one.
     """
+    remote_root = "://" in cfg.path("pipeline_root")
     memo_path = checked_files_path(cfg)
-    checked = _load_checked(memo_path)
+    checked = {} if remote_root else _load_checked(memo_path)
     seen = {}
     counts = {}
     for split, files in input_files(cfg).items():
@@ -157,7 +158,7 @@ def check_inputs(cfg: PipelineConfig) -> dict[str, int]:
             raise InputError(f"input for {'split ' + repr(split) if split != 'all' else 'the pipeline'} "
                              f"has no records (empty: {names} under {cfg.path('input_base')})")
         counts[split] = total
-    if seen and seen != checked:
+    if seen and seen != checked and not remote_root:
         os.makedirs(os.path.dirname(memo_path), exist_ok=True)
         tmp = f"{memo_path}.{os.getpid()}.tmp"
         with open(tmp, "w") as f:
