@@ -42,39 +42,33 @@ def input_bytes(cfg: PipelineConfig) -> int | None:
     return sum(os.path.getsize(f) for f in files)
 
 
-def _auto_mode(cfg: PipelineConfig, size: int | None, cores: int) -> tuple[str, int]:
-    if size is None:  # remote input (e.g. Kubeflow): decide on the worker, one per core
-        return "multi_processing", 0
-    if size < cfg.beam_parallel_input_mb * 2**20 or cores == 1:
-        return "in_memory", 1
-    return "multi_processing", cores
-
-
-def resolve(cfg: PipelineConfig, size: int | None = None, cores: int | None = None) -> list[str]:
-    """cfg.beam_args with `auto` replaced by a concrete running mode and worker count."""
+def plan(cfg: PipelineConfig, size: int | None = None,
+         cores: int | None = None) -> tuple[list[str], dict[str, list[str]]]:
+    """(cfg.beam_args with `auto` replaced by a concrete running mode and worker count,
+    {node id: Beam args appended to the pipeline's for that node})."""
     args = list(cfg.beam_args)
     if AUTO not in args:
-        return args
+        return args, {}
     args = [a for a in args if a != AUTO and not a.startswith("--direct_num_workers")]
     size = input_bytes(cfg) if size is None else size
     cores = cores or os.cpu_count() or 1
-    mode, workers = _auto_mode(cfg, size, cores)
-    in_process = per_component(cfg, size, cores)
+    if size is None:  # remote input (e.g. Kubeflow): decide on the worker, one per core
+        mode, workers = "multi_processing", 0
+    elif size < cfg.beam_parallel_input_mb * 2**20 or cores == 1:
+        mode, workers = "in_memory", 1
+    else:
+        mode, workers = "multi_processing", cores
+    per_node = {}
+    if mode == "multi_processing" and size is not None and cores <= IN_PROCESS_MAX_CORES:
+        per_node = {node: ["--direct_running_mode=in_memory",
+                           f"--direct_num_workers={cores if node in SHARDED_NODES else 1}"]
+                    for node in IN_PROCESS_NODES}
     LOG.info("Beam: %s with %s worker(s) (input %s, %d cores)%s", mode, workers or "one per core",
              "remote" if size is None else f"{size / 2**20:.1f} MB", cores,
-             f"; in-process: {', '.join(in_process)}" if in_process else "")
-    return args + [f"--direct_running_mode={mode}", f"--direct_num_workers={workers}"]
+             f"; in-process: {', '.join(per_node)}" if per_node else "")
+    return args + [f"--direct_running_mode={mode}", f"--direct_num_workers={workers}"], per_node
 
 
-def per_component(cfg: PipelineConfig, size: int | None = None, cores: int | None = None) -> dict[str, list[str]]:
-    """{node id: Beam args appended to the pipeline's for that node} under `auto`."""
-    if AUTO not in cfg.beam_args:
-        return {}
-    size = input_bytes(cfg) if size is None else size
-    cores = cores or os.cpu_count() or 1
-    mode, _ = _auto_mode(cfg, size, cores)
-    if mode != "multi_processing" or size is None or cores > IN_PROCESS_MAX_CORES:
-        return {}
-    return {node: ["--direct_running_mode=in_memory",
-                   f"--direct_num_workers={cores if node in SHARDED_NODES else 1}"]
-            for node in IN_PROCESS_NODES}
+def resolve(cfg: PipelineConfig, size: int | None = None, cores: int | None = None) -> list[str]:
+    """The pipeline-level half of plan()."""
+    return plan(cfg, size, cores)[0]

@@ -70,11 +70,6 @@ def example_gen_output_config(cfg: PipelineConfig) -> example_gen_pb2.Output | N
         for name, buckets in cfg.split_ratio.items()]))
 
 
-def _node_beam_args(cfg: PipelineConfig, components):
-    overrides = beam.per_component(cfg)
-    return [(c, overrides[c.id]) for c in components if c.id in overrides]
-
-
 LOCAL = "local"
 KUBEFLOW = "kubeflow"
 
@@ -186,9 +181,15 @@ def create_pipeline(cfg: PipelineConfig, metadata_connection_config=None,
         small_slice_examples=cfg.small_slice_examples,
     )
 
-    if not kubeflow:
-        for component, args in _node_beam_args(cfg, [example_gen, statistics_gen, transform]):
-            component.with_beam_pipeline_args(args)
+    if kubeflow and cfg.kubeflow_beam_args:
+        beam_args, node_beam_args = list(cfg.kubeflow_beam_args), {}
+    else:
+        beam_args, node_beam_args = beam.plan(cfg)
+        if kubeflow:  # sized from this machine's cores: not for the cluster's pods
+            node_beam_args = {}
+    for component in (example_gen, statistics_gen, transform):
+        if component.id in node_beam_args:
+            component.with_beam_pipeline_args(node_beam_args[component.id])
 
     return Pipeline(
         pipeline_name=cfg.pipeline_name,
@@ -197,6 +198,5 @@ def create_pipeline(cfg: PipelineConfig, metadata_connection_config=None,
                     transform, trainer, model_resolver, evaluator, infra_validator, pusher, report],
         enable_cache=cfg.enable_cache,
         metadata_connection_config=metadata_connection_config,
-        beam_pipeline_args=(list(cfg.kubeflow_beam_args) if kubeflow and cfg.kubeflow_beam_args
-                            else beam.resolve(cfg)),
+        beam_pipeline_args=beam_args,
     )

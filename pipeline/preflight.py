@@ -116,9 +116,10 @@ def _check_empty_file(path: str) -> None:
         raise InputError(f"{path}: not a TFRecord file (gzip holds {len(content)} bytes but no records)")
 
 
-def checked_files_path(cfg: PipelineConfig) -> str:
+def beside_root(cfg: PipelineConfig, suffix: str) -> str:
+    """A hidden file next to the pipeline root, named after it (one per root)."""
     root = cfg.path("pipeline_root").rstrip("/")
-    return os.path.join(os.path.dirname(root), f".{os.path.basename(root)}.checked-inputs.json")
+    return os.path.join(os.path.dirname(root), f".{os.path.basename(root)}{suffix}")
 
 
 def _load_checked(path: str) -> dict[str, list[int]]:
@@ -137,7 +138,7 @@ def check_inputs(cfg: PipelineConfig) -> dict[str, int]:
     the pipeline root and rewritten whole, so a killed run leaves the old one.
     """
     remote_root = "://" in cfg.path("pipeline_root")
-    memo_path = checked_files_path(cfg)
+    memo_path = beside_root(cfg, ".checked-inputs.json")
     checked = {} if remote_root else _load_checked(memo_path)
     seen = {}
     counts = {}
@@ -180,8 +181,7 @@ class RunLock:
     """
 
     def __init__(self, cfg: PipelineConfig):
-        root = cfg.path("pipeline_root")
-        self.path = os.path.join(os.path.dirname(root.rstrip("/")), f".{os.path.basename(root.rstrip('/'))}.lock")
+        self.path = beside_root(cfg, ".lock")
         self._file = None
 
     def acquire(self) -> None:

@@ -37,17 +37,21 @@ def test_an_explicit_mode_is_kept():
     assert beam.resolve(_cfg(beam_args=explicit), size=1, cores=2) == explicit
 
 
+def per_node(cfg, size, cores):
+    return beam.plan(cfg, size=size, cores=cores)[1]
+
+
 def test_large_input_on_two_cores_keeps_vectorised_components_in_process():
     cfg = _cfg()
-    assert beam.per_component(cfg, size=100 << 20, cores=2) == {
+    assert per_node(cfg, size=100 << 20, cores=2) == {
         # ExampleGen: one in-process worker per core, so one output file per core.
         "ImportExampleGen": ["--direct_running_mode=in_memory", "--direct_num_workers=2"],
         "StatisticsGen": ["--direct_running_mode=in_memory", "--direct_num_workers=1"],
         "Transform": ["--direct_running_mode=in_memory", "--direct_num_workers=1"]}
-    assert beam.per_component(cfg, size=1 << 20, cores=2) == {}  # all in-process already
-    assert beam.per_component(cfg, size=100 << 20, cores=8) == {}  # untested there: workers
+    assert per_node(cfg, size=1 << 20, cores=2) == {}  # all in-process already
+    assert per_node(cfg, size=100 << 20, cores=8) == {}  # untested there: workers
     explicit = ["--runner=FnApiRunner", "--direct_running_mode=multi_processing"]
-    assert beam.per_component(_cfg(beam_args=explicit), size=100 << 20, cores=2) == {}
+    assert per_node(_cfg(beam_args=explicit), size=100 << 20, cores=2) == {}
 
 
 def test_component_args_come_after_the_pipeline_args(tmp_path, monkeypatch):
