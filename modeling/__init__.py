@@ -1,0 +1,7 @@
+"""The model code: feature roles, preprocessing, the Keras model, its signatures and `run_fn`.
+
+Everything a data scientist reads or replaces to change what is learned lives here, and
+none of it knows how it is orchestrated: no `tfx.orchestration`, no runner, nothing of
+`pipeline/` (tests/test_layers.py keeps it so). Transform and the Trainer call into it by
+module path with a JSON "plan" (modeling/roles.py) that says, per feature, what to do.
+"""
