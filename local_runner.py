@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr = os.fdopen(os.dup(2), "w", buffering=1)
         with open(log_file, "a") as f:
             os.dup2(f.fileno(), 2)
-    from components import devices
+    from modeling import devices
 
     devices.split_cpu(cfg.cpu_replicas)  # before anything initialises TensorFlow
 

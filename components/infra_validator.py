@@ -36,7 +36,7 @@ LOG = logging.getLogger(__name__)
 # Shown on the console by the local runner (it shows the "pipeline" loggers).
 PROGRESS = logging.getLogger("pipeline.infra_validator")
 PROJECT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-# The signatures a client calls: predictions, and the TF-Serving-Classify-compatible one.
+# The signatures a client calls by default: predictions, and TF Serving's Classify one.
 SIGNATURES = ("serving_default", "classification")
 _POLLING_INTERVAL_SEC = 1
 
@@ -191,11 +191,11 @@ def serving_spec(cfg: PipelineConfig) -> infra_validator_pb2.ServingSpec:
     return spec  # "local": no platform, i.e. the loopback runner
 
 
-def request_spec(cfg: PipelineConfig) -> infra_validator_pb2.RequestSpec:
+def request_spec(cfg: PipelineConfig, signatures=SIGNATURES) -> infra_validator_pb2.RequestSpec:
     """`infra_validation_examples` eval examples per signature; the requests are also written
     as the model's warm-up file (make_warmup)."""
     return infra_validator_pb2.RequestSpec(
-        tensorflow_serving=infra_validator_pb2.TensorFlowServingRequestSpec(signature_names=list(SIGNATURES)),
+        tensorflow_serving=infra_validator_pb2.TensorFlowServingRequestSpec(signature_names=list(signatures)),
         split_name="eval",
         num_examples=cfg.infra_validation_examples,
         make_warmup=True)
@@ -206,11 +206,11 @@ def validation_spec(cfg: PipelineConfig) -> infra_validator_pb2.ValidationSpec:
         max_loading_time_seconds=cfg.infra_validation_timeout_s, num_tries=cfg.infra_validation_tries)
 
 
-def make_infra_validator(cfg: PipelineConfig, model, examples) -> InfraValidator:
+def make_infra_validator(cfg: PipelineConfig, model, examples, signatures=SIGNATURES) -> InfraValidator:
     return InfraValidator(
         model=model,
         examples=examples,
         serving_spec=serving_spec(cfg),
-        request_spec=request_spec(cfg),
+        request_spec=request_spec(cfg, signatures),
         validation_spec=validation_spec(cfg),
     ).with_id("InfraValidator")

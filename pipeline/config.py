@@ -25,8 +25,8 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True)
 class PipelineConfig:
-    pipeline_name: str = "taxi-tips"
-    # Input: a directory of gzip TFRecord files of tf.train.Example.
+    pipeline_name: str = "tabular"
+    # Input: a directory of TFRecord files of tf.train.Example.
     input_base: str = "data/taxi"
     # Either a hash split of all files matching input_pattern ...
     input_pattern: str = "*.tfrecord.gz"
@@ -38,7 +38,7 @@ class PipelineConfig:
     pipeline_root: str = "build/pipeline_root"
     metadata_path: str = "build/metadata.sqlite"
     serving_dir: str = "build/serving"
-    model_name: str = "taxi_tips"
+    model_name: str = "model"
     keep_versions: int = 5  # newest model versions kept in serving_dir
 
     # InfraValidator loads the candidate into a model server and sends it TF Serving
@@ -72,15 +72,29 @@ class PipelineConfig:
     # Stop before Transform when ExampleValidator finds anomalies (False: warn and go on).
     fail_on_anomalies: bool = True
 
-    slicing_features: list[str] = field(
-        default_factory=lambda: ["trip_start_hour", "payment_type", "company"])
-    slicing_crosses: list[list[str]] = field(
-        default_factory=lambda: [["payment_type", "trip_start_day"]])
+    # What to learn (modeling/roles.py): the label, the task ("auto": from the label's type
+    # and domain in the schema), the features (default: every schema feature but the
+    # label and exclude_features) and roles that override the inferred ones.
+    label: str = ""
+    task: str = "auto"
+    positive_class: str = ""   # binary labels stored as strings (or one class against the rest)
+    features: list[str] = field(default_factory=list)
+    exclude_features: list[str] = field(default_factory=list)
+    feature_roles: dict[str, str] = field(default_factory=dict)
+    # A module with label(inputs) (and TASK, SOURCES) for a label no schema can describe.
+    hook: str = ""
+    vocab_size: int = 1000     # most frequent values kept per string / integer category
+    oov_buckets: int = 1       # ids shared by the values beyond them
+    quantile_buckets: int = 10  # for features with the role "bucketized"
+
+    slicing_features: list[str] = field(default_factory=list)
+    slicing_crosses: list[list[str]] = field(default_factory=list)
     fairness_thresholds: list[float] = field(default_factory=lambda: [0.25, 0.5, 0.75])
-    # Gates: the candidate must reach these, and lose at most max_auc_drop against the baseline.
-    min_auc: float = 0.7
-    min_accuracy: float = 0.6
-    max_auc_drop: float = 0.01
+    # Gates by metric name (pipeline/gates.py; empty: the task's defaults): bounds on the
+    # whole eval set, e.g. { auc = { min = 0.7 } }, and how much worse than the last
+    # blessed model a metric may get, e.g. { auc = 0.01 }.
+    thresholds: dict[str, dict[str, float]] = field(default_factory=dict)
+    max_drop: dict[str, float] = field(default_factory=dict)
     # Slices with fewer eval examples are flagged as uncertain in the report.
     small_slice_examples: int = 50
 
@@ -99,6 +113,9 @@ class PipelineConfig:
 
     # Where a relative path is resolved; not itself a pipeline setting.
     base_dir: str = field(default=str(PROJECT_DIR), repr=False)
+    # What loading the configuration decided that the user should read (e.g. a dropped
+    # [dataset] table); the runners print them. Not a setting.
+    notes: list[str] = field(default_factory=list, repr=False, compare=False)
 
     def path(self, name: str) -> str:
         """An input or output location, absolute unless it is a URI (gs://, s3://...)."""
@@ -123,7 +140,10 @@ INFRA_VALIDATOR_RUNNERS = ("local", "local_docker", "kubernetes")
 # (pipeline/histogram_metrics.py; kept here so loading a config imports no TFMA).
 THRESHOLD_STEP = 1e-4
 FIELD_TYPES = get_type_hints(PipelineConfig)
-FIELD_NAMES = tuple(f.name for f in fields(PipelineConfig))
+FIELD_NAMES = tuple(f.name for f in fields(PipelineConfig) if f.name != "notes")
+# Settings that point the pipeline at a data set: giving one of them on the command line
+# with another value than the file's [dataset] table means "not that data set".
+DATASET_KEYS = ("input_base", "schema_path", "label")
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 
 
@@ -183,11 +203,9 @@ def validate(cfg: PipelineConfig, check_files: bool = True) -> PipelineConfig:
         raise ConfigError(f"hidden_units: must be positive integers, got {cfg.hidden_units}")
     if not 0 < cfg.learning_rate < 1:
         raise ConfigError(f"learning_rate: must be in (0, 1), got {cfg.learning_rate}")
-    for name in ("min_auc", "min_accuracy"):
-        if not 0.0 <= getattr(cfg, name) <= 1.0:
-            raise ConfigError(f"{name}: must be within [0, 1], got {getattr(cfg, name)}")
-    if not 0.0 <= cfg.max_auc_drop <= 1.0:
-        raise ConfigError(f"max_auc_drop: must be within [0, 1], got {cfg.max_auc_drop}")
+    for name in ("vocab_size", "oov_buckets", "quantile_buckets"):
+        if getattr(cfg, name) < 1:
+            raise ConfigError(f"{name}: must be >= 1, got {getattr(cfg, name)}")
     if cfg.beam_parallel_input_mb < 0:
         raise ConfigError(f"beam_parallel_input_mb: must be >= 0, got {cfg.beam_parallel_input_mb}")
     if not cfg.fairness_thresholds or any(not 0 < t < 1 for t in cfg.fairness_thresholds):
@@ -250,11 +268,19 @@ def _validate_splits(cfg: PipelineConfig) -> None:
 
 def _validate_schema_and_slices(cfg: PipelineConfig) -> None:
     from components.schema import load_schema  # avoids importing TF for --help
+    from modeling.roles import PlanError
+    from pipeline import gates
+    from pipeline.plan import plan_of
 
     schema_path = cfg.path("schema_path")
     if "://" not in schema_path and not os.path.isfile(schema_path):
         raise ConfigError(f"schema_path: no such file: {schema_path}")
     known = {f.name for f in load_schema(schema_path).feature}
+    try:
+        plan = plan_of(cfg)
+        gates.gates_for(plan.task, cfg.thresholds, cfg.max_drop)
+    except (PlanError, gates.GateError) as e:
+        raise ConfigError(str(e)) from None
     wanted = list(cfg.slicing_features) + [k for cross in cfg.slicing_crosses for k in cross]
     for key in wanted:
         if key not in known:
@@ -275,6 +301,7 @@ def load_config(
     Relative paths resolve against `base_dir`: the directory the command runs from.
     """
     values: dict[str, Any] = {}
+    notes: list[str] = []
     base = Path(base_dir) if base_dir else Path.cwd()
     if config_file:
         path = Path(config_file)
@@ -285,14 +312,38 @@ def load_config(
             raise ConfigError(f"config file not found: {path}") from None
         except tomllib.TOMLDecodeError as e:
             raise ConfigError(f"config file {path}: {e}") from None
+        profile = data.pop("dataset", {})
+        if not isinstance(profile, dict):
+            raise ConfigError(f"dataset: expected a table of settings in {path}, got {profile!r}")
         values.update(data)
+        values.update(_dataset_profile(profile, values, overrides or {}, path, notes))
     values.update(overrides or {})
     unknown = sorted(set(values) - set(FIELD_NAMES))
     if unknown:
         raise ConfigError(f"{unknown[0]}: unknown setting (known: {', '.join(FIELD_NAMES)})")
     values = {k: _coerce(k, v) for k, v in values.items()}
     values.setdefault("base_dir", str(base))
-    return validate(PipelineConfig(**values), check_files=check_files)
+    return validate(PipelineConfig(**values, notes=notes), check_files=check_files)
+
+
+def _dataset_profile(profile: dict, file_values: dict, overrides: dict, path: Path, notes: list[str]) -> dict:
+    """The file's [dataset] table: settings that belong to one data set (its label, hook,
+    roles, slices, gates). They apply unless the command line points the pipeline at
+    another data set, so that the bundled data's settings never leak into someone else's."""
+    unknown = sorted(set(profile) - set(FIELD_NAMES))
+    if unknown:
+        raise ConfigError(f"dataset.{unknown[0]}: unknown setting")
+    for key in DATASET_KEYS:
+        if key in overrides:
+            given = str(overrides[key]).strip()
+            theirs = profile.get(key, file_values.get(key))
+            if theirs is None or given != str(theirs):
+                dropped = sorted(k for k in profile if k not in overrides)
+                notes.append(f"{key} is set on the command line, so the [dataset] settings of {path.name} "
+                             f"(for {profile.get('input_base', 'its data')}) are not applied: "
+                             f"{', '.join(dropped)}")
+                return {}
+    return profile
 
 
 def parse_overrides(pairs: list[str]) -> dict[str, Any]:

@@ -28,9 +28,12 @@ from components.infra_validator import make_infra_validator
 from components.slice_report import SliceReport
 from components.schema_importer import FingerprintedImportSchemaGen
 from components.validation_gate import ValidationGate
+from modeling.preprocessing import PLAN_KEY
+from modeling.signatures import client_signatures
 from pipeline import beam, evaluation
 from pipeline.config import PipelineConfig
 from pipeline.fingerprint import TRAINER_MODULES, TRANSFORM_MODULES, source_fingerprint
+from pipeline.plan import plan_of
 
 
 def trainer_resources(cfg: PipelineConfig):
@@ -89,6 +92,8 @@ def create_pipeline(cfg: PipelineConfig, metadata_connection_config=None,
     if orchestrator not in (LOCAL, KUBEFLOW):
         raise ValueError(f"orchestrator must be {LOCAL!r} or {KUBEFLOW!r}, got {orchestrator!r}")
     kubeflow = orchestrator == KUBEFLOW
+    plan = plan_of(cfg)
+    hook_modules = (plan.hook,) if plan.hook else ()
     params = runtime_parameters(cfg) if kubeflow else {}
     location = cfg.image_path if kubeflow else cfg.path
     example_gen = ImportExampleGen(
@@ -108,8 +113,9 @@ def create_pipeline(cfg: PipelineConfig, metadata_connection_config=None,
     transform = Transform(
         examples=example_gen.outputs["examples"],
         schema=schema_gen.outputs["schema"],
-        preprocessing_fn="components.preprocessing.preprocessing_fn",
-        custom_config={"source_fingerprint": source_fingerprint(*TRANSFORM_MODULES)},
+        preprocessing_fn="modeling.preprocessing.preprocessing_fn",
+        custom_config={PLAN_KEY: plan.to_json(),
+                       "source_fingerprint": source_fingerprint(*TRANSFORM_MODULES, *hook_modules)},
         # StatisticsGen already computes the input's statistics, and nothing reads
         # Transform's pre-/post-transform ones: skip those two extra passes.
         disable_statistics=True,
@@ -120,18 +126,19 @@ def create_pipeline(cfg: PipelineConfig, metadata_connection_config=None,
     transform.add_upstream_node(validation_gate)
 
     trainer = Trainer(
-        run_fn="components.trainer.run_fn",
+        run_fn="modeling.trainer.run_fn",
         examples=example_gen.outputs["examples"],
         transform_graph=transform.outputs["transform_graph"],
         schema=schema_gen.outputs["schema"],
         train_args=params.get("train_args", trainer_pb2.TrainArgs(num_steps=cfg.train_steps)),
         eval_args=trainer_pb2.EvalArgs(num_steps=cfg.eval_steps),
         custom_config={
+            PLAN_KEY: plan.to_json(),
             "per_replica_batch_size": cfg.per_replica_batch_size,
             "cpu_replicas": cfg.cpu_replicas,
             "hidden_units": list(cfg.hidden_units),
             "learning_rate": cfg.learning_rate,
-            "source_fingerprint": source_fingerprint(*TRAINER_MODULES),
+            "source_fingerprint": source_fingerprint(*TRAINER_MODULES, *hook_modules),
         },
     )
 
@@ -155,12 +162,13 @@ def create_pipeline(cfg: PipelineConfig, metadata_connection_config=None,
         examples=example_gen.outputs["examples"],
         model=trainer.outputs["model"],
         baseline_model=model_resolver.outputs["model"],
-        eval_config=evaluation.eval_config(cfg),
+        eval_config=evaluation.eval_config(cfg, plan),
     ).with_id("Evaluator")
 
     # After the Evaluator (not beside it): a model is infra-validated once it is judged, so
     # the run reads evaluation -> serving check -> push.
-    infra_validator = make_infra_validator(cfg, trainer.outputs["model"], example_gen.outputs["examples"])
+    infra_validator = make_infra_validator(cfg, trainer.outputs["model"], example_gen.outputs["examples"],
+                                           signatures=client_signatures(plan.task))
     infra_validator.add_upstream_node(evaluator)
 
     pusher = Pusher(

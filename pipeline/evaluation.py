@@ -8,7 +8,7 @@ import json
 # come from config_pb2 directly.
 from tensorflow_model_analysis.proto import config_pb2 as tfma
 
-from components import features as F
+from modeling.roles import LABEL_KEY
 from pipeline import histogram_metrics
 from pipeline.config import PipelineConfig
 
@@ -36,16 +36,16 @@ def overall_only(threshold: tfma.MetricThreshold) -> tfma.PerSliceMetricThreshol
     return tfma.PerSliceMetricThreshold(slicing_specs=[tfma.SlicingSpec()], threshold=threshold)
 
 
-def eval_config(cfg: PipelineConfig) -> tfma.EvalConfig:
+def eval_config(cfg: PipelineConfig, plan=None) -> tfma.EvalConfig:
     higher = tfma.MetricDirection.HIGHER_IS_BETTER
     auc_threshold = tfma.MetricThreshold(
-        value_threshold=tfma.GenericValueThreshold(lower_bound={"value": cfg.min_auc}),
+        value_threshold=tfma.GenericValueThreshold(lower_bound={"value": cfg.thresholds.get("auc", {}).get("min", 0.5)}),
         # The candidate may lose at most max_auc_drop against the last blessed model.
         change_threshold=tfma.GenericChangeThreshold(
-            direction=higher, absolute={"value": -cfg.max_auc_drop - 1e-10}),
+            direction=higher, absolute={"value": -cfg.max_drop.get("auc", 0.01) - 1e-10}),
     )
     accuracy_threshold = tfma.MetricThreshold(
-        value_threshold=tfma.GenericValueThreshold(lower_bound={"value": cfg.min_accuracy}))
+        value_threshold=tfma.GenericValueThreshold(lower_bound={"value": cfg.thresholds.get("binary_accuracy", {}).get("min", 0.0)}))
     metrics = [
         tfma.MetricConfig(class_name="ExampleCount"),
         tfma.MetricConfig(class_name="AUC", per_slice_thresholds=[overall_only(auc_threshold)]),
@@ -68,7 +68,7 @@ def eval_config(cfg: PipelineConfig) -> tfma.EvalConfig:
     return tfma.EvalConfig(
         model_specs=[tfma.ModelSpec(
             signature_name="serving_default",
-            label_key=F.LABEL_XF,
+            label_key=LABEL_KEY,
             preprocessing_function_names=["transform_features"],
         )],
         slicing_specs=slicing_specs(cfg),

@@ -23,5 +23,6 @@ def source_fingerprint(*modules: str) -> str:
     return h.hexdigest()[:16]
 
 
-TRANSFORM_MODULES = ("components.features", "components.preprocessing")
-TRAINER_MODULES = ("components.features", "components.model", "components.trainer", "components.devices")
+TRANSFORM_MODULES = ("modeling.roles", "modeling.preprocessing")
+TRAINER_MODULES = ("modeling.roles", "modeling.preprocessing", "modeling.network", "modeling.signatures",
+                   "modeling.trainer", "modeling.devices")
