@@ -45,8 +45,16 @@ def main(argv: list[str] | None = None) -> int:
         with open(log_file, "a") as f:
             os.dup2(f.fileno(), 2)
     from modeling import devices
+    from pipeline import gates
+    from pipeline.plan import plan_of
 
     devices.split_cpu(cfg.cpu_replicas)  # before anything initialises TensorFlow
+    for note in cfg.notes:
+        LOG.info("note: %s", note)
+    plan = plan_of(cfg)
+    for note in plan.notes:
+        LOG.info("%s", note)
+    LOG.info("gates: %s", gates.describe(plan.task, *gates.gates_for(plan.task, cfg.thresholds, cfg.max_drop)))
 
     try:
         counts = check_inputs(cfg)

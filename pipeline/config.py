@@ -29,7 +29,7 @@ class PipelineConfig:
     # Input: a directory of TFRecord files of tf.train.Example.
     input_base: str = "data/taxi"
     # Either a hash split of all files matching input_pattern ...
-    input_pattern: str = "*.tfrecord.gz"
+    input_pattern: str = "*"
     split_ratio: dict[str, int] = field(default_factory=lambda: {"train": 2, "eval": 1})
     # ... or existing splits, e.g. {"train": "train/*", "eval": "eval/*"} (overrides the above).
     split_patterns: dict[str, str] = field(default_factory=dict)

@@ -7,7 +7,7 @@ import os
 import pytest
 import tensorflow as tf
 
-from conftest import ALL_NODES, PROJECT_DIR, read_examples, run_pipeline
+from conftest import ALL_NODES, PROJECT_DIR, read_examples, run_pipeline, TAXI_TOML
 
 pytestmark = pytest.mark.e2e
 
@@ -48,7 +48,7 @@ def test_metrics_exist_for_every_slicing_spec(first_run):
     assert 0.55 <= result.overall["auc"] <= 1.0
     eval_result = tfma.load_eval_result(result.evaluation_uri)
     slice_columns = {tuple(sorted(k for k, _ in key)) for key, _ in eval_result.slicing_metrics}
-    for spec in slicing_specs(load_config(base_dir=PROJECT_DIR)):
+    for spec in slicing_specs(load_config(TAXI_TOML, base_dir=PROJECT_DIR)):
         assert tuple(sorted(spec.feature_keys)) in slice_columns, spec
 
 

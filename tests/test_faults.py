@@ -13,14 +13,14 @@ import time
 import pytest
 import tensorflow as tf
 
-from conftest import DATA_DIR, PROJECT_DIR, read_examples, run_pipeline, write_examples
+from conftest import DATA_DIR, PROJECT_DIR, read_examples, run_pipeline, write_examples, TAXI_TOML
 from pipeline.config import load_config
 from pipeline.preflight import InputError, RunLock, RunLocked, check_inputs
 
 
 def cfg_for(input_base, **overrides):
     overrides = {"input_base": str(input_base), "pipeline_root": os.path.join(input_base, "root"), **overrides}
-    return load_config(overrides=overrides, base_dir=PROJECT_DIR)
+    return load_config(TAXI_TOML, overrides=overrides, base_dir=PROJECT_DIR)
 
 
 @pytest.fixture(scope="module")
@@ -108,7 +108,7 @@ def test_a_second_run_on_the_same_root_is_refused(tmp_path):
 
 
 def runner(*args, timeout=300) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(PROJECT_DIR / "local_runner.py"), *args],
+    return subprocess.run([sys.executable, str(PROJECT_DIR / "local_runner.py"), "--config", str(TAXI_TOML), *args],
                           capture_output=True, text=True, cwd=PROJECT_DIR, timeout=timeout)
 
 
@@ -152,7 +152,7 @@ def test_anomalies_stop_the_run_before_transform(tmp_path, records):
 
 @pytest.mark.e2e
 def test_model_below_threshold_is_not_pushed(tmp_path, small_data_dir):
-    states, stdout = run_pipeline(tmp_path, small_data_dir, "min_auc=0.99")
+    states, stdout = run_pipeline(tmp_path, small_data_dir, "thresholds={auc = {min = 0.99}}")
     assert "model NOT blessed: auc = " in stdout and "needs >= 0.9900 [Overall]" in stdout
     assert "nothing pushed" in stdout
     assert not (tmp_path / "serving" / "taxi_tips").exists() or not os.listdir(tmp_path / "serving" / "taxi_tips")
@@ -162,10 +162,11 @@ def test_model_below_threshold_is_not_pushed(tmp_path, small_data_dir):
 
 @pytest.mark.e2e
 def test_killed_run_resumes_from_cache_and_concurrent_run_is_refused(tmp_path, small_data_dir):
-    args = [sys.executable, str(PROJECT_DIR / "local_runner.py"), "--set", f"input_base={small_data_dir}",
+    args = [sys.executable, str(PROJECT_DIR / "local_runner.py"), "--config", str(TAXI_TOML),
+            "--set", f"input_base={small_data_dir}",
             "--set", f"pipeline_root={tmp_path}/root", "--set", f"metadata_path={tmp_path}/metadata.sqlite",
             "--set", f"serving_dir={tmp_path}/serving", "--set", "train_steps=3000", "--set", "eval_steps=10",
-            "--set", "min_auc=0.55", "--set", "min_accuracy=0.55"]
+            "--set", "thresholds={auc = {min = 0.55}}"]
     victim = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=PROJECT_DIR)
     deadline = time.time() + 300
     log_dir = tmp_path / "logs"

@@ -20,18 +20,18 @@ from tfx.utils import json_utils, proto_utils
 
 from components import infra_validator, serving_pusher
 from pipeline.config import load_config
-from conftest import PROJECT_DIR
+from conftest import PROJECT_DIR, TAXI_TOML
 
 
 @pytest.mark.parametrize("runner, platform", [("local", None), ("local_docker", "local_docker"),
                                               ("kubernetes", "kubernetes")])
 def test_the_config_picks_the_model_server_runner(runner, platform):
-    cfg = load_config(overrides={"infra_validator_runner": runner}, base_dir=PROJECT_DIR)
+    cfg = load_config(TAXI_TOML, overrides={"infra_validator_runner": runner}, base_dir=PROJECT_DIR)
     spec = infra_validator.serving_spec(cfg)
     assert spec.WhichOneof("serving_platform") == platform  # None: the loopback runner
     assert (spec.tensorflow_serving.image_name, list(spec.tensorflow_serving.tags)) == ("tensorflow/serving", ["2.20.0"])
     assert spec.model_name == "taxi_tips"
-    pinned = load_config(overrides={"tf_serving_image": "reg.example:5000/tfs@sha256:abc"}, base_dir=PROJECT_DIR)
+    pinned = load_config(TAXI_TOML, overrides={"tf_serving_image": "reg.example:5000/tfs@sha256:abc"}, base_dir=PROJECT_DIR)
     tfs = infra_validator.serving_spec(pinned).tensorflow_serving
     assert (tfs.image_name, list(tfs.tags), list(tfs.digests)) == ("reg.example:5000/tfs", [], ["sha256:abc"])
 
@@ -39,7 +39,7 @@ def test_the_config_picks_the_model_server_runner(runner, platform):
 def test_infra_validator_sits_between_evaluator_and_pusher():
     from pipeline.dag import create_pipeline
 
-    pipeline = create_pipeline(load_config(base_dir=PROJECT_DIR))
+    pipeline = create_pipeline(load_config(TAXI_TOML, base_dir=PROJECT_DIR))
     nodes = {c.id: c for c in pipeline.components}
     validator, pusher = nodes["InfraValidator"], nodes["Pusher"]
     assert type(validator).EXECUTOR_SPEC.executor_class is infra_validator.Executor
@@ -79,7 +79,7 @@ def examples_artifact(first_run) -> standard_artifacts.Examples:
 
 
 def run_infra_validator(tmp_path, model_uri: str, examples) -> standard_artifacts.InfraBlessing:
-    cfg = load_config(base_dir=PROJECT_DIR, check_files=False)
+    cfg = load_config(TAXI_TOML, base_dir=PROJECT_DIR, check_files=False)
     model = standard_artifacts.Model()
     model.uri = model_uri
     blessing = standard_artifacts.InfraBlessing()

@@ -1,5 +1,5 @@
-"""preprocessing_fn on a few hand-made rows through real tf.Transform, and the model's
-shape and serving signatures built on that transform."""
+"""The taxi plan's preprocessing_fn on a few hand-made rows through real tf.Transform, and
+the model's shape and serving signatures built on that transform."""
 
 from __future__ import annotations
 
@@ -13,11 +13,20 @@ import tensorflow_transform as tft
 import tensorflow_transform.beam as tft_beam
 from tensorflow_transform.tf_metadata import schema_utils
 
-from components import features as F
-from components.model import build_keras_model, serving_signatures
-from components.preprocessing import preprocessing_fn
 from components.schema import load_schema
 from conftest import SCHEMA_PATH
+from modeling.network import build_keras_model, category_sizes
+from modeling.preprocessing import PLAN_KEY, preprocessing_fn
+from modeling.roles import LABEL_KEY, make_plan
+from modeling.signatures import serving_signatures
+
+BUCKETS = 10
+PLAN = make_plan(
+    load_schema(str(SCHEMA_PATH)), label="big_tipper", hook="modeling.taxi_hook",
+    exclude=["pickup_census_tract", "dropoff_census_tract", "trip_start_timestamp"],
+    roles={k: "bucketized" for k in ("pickup_latitude", "pickup_longitude", "dropoff_latitude", "dropoff_longitude")},
+    quantile_buckets=BUCKETS)
+KEY = {f.name: f.key for f in PLAN.features}
 
 BEAM_OPTIONS = beam.options.pipeline_options.PipelineOptions(
     ["--runner=FnApiRunner", "--direct_running_mode=in_memory", "--direct_num_workers=1"])
@@ -36,13 +45,14 @@ def row(fare, tips, hour, payment, company=None, lat=None, area=None, miles=1.0,
     return r
 
 
+# trip_seconds rise with the row: rows are told apart by its (z-scored) order.
 ROWS = [
-    row(10.0, 3.0, 8, "Credit Card", "A", 41.80, 8),     # big tipper (30%)
-    row(10.0, 1.0, 9, "Credit Card", "A", 41.85, 99),    # 10%: not; area 99 out of range
-    row(20.0, 0.0, 17, "Cash", "B", 41.90, 32),
-    row(5.0, 2.0, 23, "Credit Card", None, 41.95, None),  # no company, no area
-    row(30.0, 7.0, 0, "Cash", "A", None, 77),             # no coordinates
-    row(15.0, 0.0, 12, "Credit Card", "B", 42.00, 1),
+    row(10.0, 3.0, 8, "Credit Card", "A", 41.80, 8, seconds=100),      # big tipper (30%)
+    row(10.0, 1.0, 9, "Credit Card", "A", 41.85, 99, seconds=200),     # 10%: not; area 99 out of domain
+    row(20.0, 0.0, 17, "Cash", "B", 41.90, 32, seconds=300),
+    row(5.0, 2.0, 23, "Credit Card", None, 41.95, None, seconds=400),  # no company, no area
+    row(30.0, 7.0, 0, "Cash", "A", None, 77, seconds=500),             # no coordinates
+    row(15.0, 0.0, 12, "Credit Card", "B", 42.00, 1, seconds=600),
 ]
 
 
@@ -70,7 +80,8 @@ def transformed(tmp_path_factory):
     out_dir = str(tmp / "transform_output")
     with beam.Pipeline(options=BEAM_OPTIONS) as p, tft_beam.Context(temp_dir=str(tmp / "tmp")):
         raw = p | beam.Create(instances)
-        (data, _), transform_fn = (raw, metadata) | tft_beam.AnalyzeAndTransformDataset(preprocessing_fn)
+        (data, _), transform_fn = (raw, metadata) | tft_beam.AnalyzeAndTransformDataset(
+            lambda inputs: preprocessing_fn(inputs, {PLAN_KEY: PLAN.to_json()}))
         _ = transform_fn | tft_beam.WriteTransformFn(out_dir)
         _ = metadata | tft_beam.WriteMetadata(f"{out_dir}/{tft.TFTransformOutput.RAW_METADATA_DIR}", p)
         _ = (data
@@ -79,44 +90,50 @@ def transformed(tmp_path_factory):
     with open(tmp / "rows") as f:
         rows = [json.loads(line) for line in f]
     # Beam may reorder; key rows by the (unique) raw fare+hour via the label/hour columns.
-    return sorted(rows, key=lambda d: d[F.transformed_name("trip_start_hour")]), out_dir
+    return rows, out_dir
 
 
-def _by_hour(rows, hour):
-    return next(r for r in rows if r[F.transformed_name("trip_start_hour")] == hour)
+def in_row_order(rows):
+    return sorted(rows, key=lambda d: d[KEY["trip_seconds"]])
 
 
 def test_label_is_big_tip(transformed):
     rows, _ = transformed
-    labels = {r[F.transformed_name("trip_start_hour")]: r[F.LABEL_XF] for r in rows}
-    assert labels == {8: 1, 9: 0, 17: 0, 23: 1, 0: 1, 12: 0}
+    assert [r[LABEL_KEY] for r in in_row_order(rows)] == [1, 0, 0, 1, 1, 0]
 
 
 def test_fare_is_z_scored(transformed):
     rows, _ = transformed
-    fares = np.array([r[F.transformed_name("fare")] for r in rows])
+    fares = np.array([r[KEY["fare"]] for r in in_row_order(rows)])
     assert fares.mean() == pytest.approx(0.0, abs=1e-5)
     assert fares.std() == pytest.approx(1.0, abs=1e-3)
-    assert _by_hour(rows, 0)[F.transformed_name("fare")] == pytest.approx(fares.max())  # fare 30
+    assert fares[4] == pytest.approx(fares.max())  # fare 30
 
 
-def test_vocabulary_and_missing_values(transformed):
-    rows, _ = transformed
+def test_vocabulary_buckets_and_missing_values(transformed):
+    rows = in_row_order(transformed[0])
     # "Credit Card" (4 rows) is more frequent than "Cash" (2): it gets id 0.
-    assert _by_hour(rows, 8)[F.transformed_name("payment_type")] == 0
-    assert _by_hour(rows, 17)[F.transformed_name("payment_type")] == 1
-    # Missing coordinates get the extra "missing" bucket; present ones a real bucket.
-    assert _by_hour(rows, 0)[F.transformed_name("pickup_latitude")] == F.FEATURE_BUCKET_COUNT
-    assert 0 <= _by_hour(rows, 8)[F.transformed_name("pickup_latitude")] < F.FEATURE_BUCKET_COUNT
-    # Out-of-range and missing community areas fall back to id 0; valid ones pass through.
-    assert _by_hour(rows, 9)[F.transformed_name("pickup_community_area")] == 0
-    assert _by_hour(rows, 23)[F.transformed_name("pickup_community_area")] == 0
-    assert _by_hour(rows, 17)[F.transformed_name("pickup_community_area")] == 32
-    assert _by_hour(rows, 17)[F.transformed_name("trip_start_hour")] == 17
+    assert [r[KEY["payment_type"]] for r in rows] == [0, 0, 1, 0, 1, 0]
+    # Missing coordinates get the extra "missing" bucket, and the missing indicator.
+    assert rows[4][KEY["pickup_latitude"]] == BUCKETS
+    assert 0 <= rows[0][KEY["pickup_latitude"]] < BUCKETS
+    assert [r["pickup_latitude_missing_xf"] for r in rows] == [0, 0, 0, 0, 1, 0]
+    # Community areas are categories: the same id for the same area, a missing one flagged.
+    areas = [r[KEY["pickup_community_area"]] for r in rows]
+    assert len({areas[i] for i in (0, 1, 2, 4, 5)}) == 5
+    assert rows[3]["pickup_community_area_missing_xf"] == 1
+    # A missing company is flagged too; required features have no indicator.
+    assert [r["company_missing_xf"] for r in rows] == [0, 0, 0, 1, 0, 0]
+    assert "fare_missing_xf" not in rows[0]
 
 
-def test_model_output_shape_and_range():
-    model = build_keras_model(hidden_units=(8,))
+def taxi_model(out_dir, hidden_units=(8,)):
+    tf_transform_output = tft.TFTransformOutput(out_dir)
+    return build_keras_model(PLAN, category_sizes(PLAN, tf_transform_output), hidden_units=hidden_units)
+
+
+def test_model_output_shape_and_range(transformed):
+    model = taxi_model(transformed[1])
     batch = {inp.name: tf.zeros([4, 1], dtype=inp.dtype) for inp in model.inputs}
     out = model(batch)
     assert out.shape == (4, 1)
@@ -126,26 +143,28 @@ def test_model_output_shape_and_range():
 def test_saved_model_signatures(transformed, tmp_path):
     _, out_dir = transformed
     tf_transform_output = tft.TFTransformOutput(out_dir)
-    model = build_keras_model(hidden_units=(8,))
-    tf.saved_model.save(model, str(tmp_path / "m"), signatures=serving_signatures(model, tf_transform_output))
+    model = taxi_model(out_dir)
+    tf.saved_model.save(model, str(tmp_path / "m"), signatures=serving_signatures(model, tf_transform_output, PLAN))
     loaded = tf.saved_model.load(str(tmp_path / "m"))
     assert {"serving_default", "classification", "transform_features"} <= set(loaded.signatures)
 
-    # Serving: no label in the request, probabilities out.
-    without_label = [to_example({k: v for k, v in r.items() if k != F.LABEL_KEY}) for r in ROWS]
+    # Serving: no label source in the request, nor the columns the model does not read.
+    sent = {f.name for f in PLAN.features}
+    without_label = [to_example({k: v for k, v in r.items() if k in sent}) for r in ROWS]
     probs = loaded.signatures["serving_default"](examples=tf.constant(without_label))["probabilities"]
     assert probs.shape == (len(ROWS), 1)
     assert bool(tf.reduce_all((probs >= 0) & (probs <= 1)))
 
-    # Classification (TF Serving's Classify): classes "0"/"1" with scores 1-p and p.
-    classified = loaded.signatures["classification"](examples=tf.constant(without_label))
+    # Classification (TF Serving's Classify: one input named "inputs"): classes "0"/"1"
+    # with scores 1-p and p.
+    classified = loaded.signatures["classification"](inputs=tf.constant(without_label))
     assert classified["classes"].numpy().tolist() == [[b"0", b"1"]] * len(ROWS)
     np.testing.assert_allclose(classified["scores"].numpy()[:, 1], probs.numpy()[:, 0], atol=1e-7)
     np.testing.assert_allclose(classified["scores"].numpy().sum(axis=1), 1.0, atol=1e-6)
 
     # TFMA's signature yields the label from full examples.
     feats = loaded.signatures["transform_features"](examples=tf.constant([to_example(r) for r in ROWS]))
-    assert sorted(feats[F.LABEL_XF].numpy().tolist()) == [0, 0, 0, 1, 1, 1]
+    assert sorted(feats[LABEL_KEY].numpy().tolist()) == [0, 0, 0, 1, 1, 1]
 
 
 def test_training_input_is_raw_examples_through_the_transform_graph(transformed, tmp_path):
@@ -154,8 +173,8 @@ def test_training_input_is_raw_examples_through_the_transform_graph(transformed,
     from tfx.components.trainer.fn_args_utils import DataAccessor, FnArgs
     from tfx_bsl.tfxio import tf_example_record
 
-    from components.trainer import _dataset
     from conftest import write_examples
+    from modeling.trainer import _dataset
 
     _, out_dir = transformed
     write_examples([to_example(r) for r in ROWS], tmp_path / "raw.tfrecord.gz")
@@ -166,8 +185,8 @@ def test_training_input_is_raw_examples_through_the_transform_graph(transformed,
     fn_args = FnArgs(data_accessor=DataAccessor(tf_dataset_factory=factory, record_batch_factory=None,
                                                 data_view_decode_fn=None))
     features, label = next(iter(_dataset(fn_args, [str(tmp_path / "raw.tfrecord.gz")],
-                                         tft.TFTransformOutput(out_dir), batch_size=len(ROWS))))
-    model = build_keras_model(hidden_units=(8,))
+                                         tft.TFTransformOutput(out_dir), len(ROWS), PLAN)))
+    model = taxi_model(out_dir)
     assert set(features) == {inp.name for inp in model.inputs}
     assert sorted(np.asarray(label).ravel().tolist()) == [0, 0, 0, 1, 1, 1]
     assert model(features).shape == (len(ROWS), 1)

@@ -1,0 +1,37 @@
+"""The model code is a layer of its own: it imports no orchestration, so a data scientist
+can read, test and replace it without the pipeline around it."""
+
+from __future__ import annotations
+
+import ast
+
+from conftest import PROJECT_DIR
+
+FORBIDDEN = ("tfx.orchestration", "tfx.v1", "tfx.dsl", "pipeline", "components", "serving", "reporting",
+             "local_runner", "kfp_runner", "kfp")
+
+
+def imports_of(path) -> set[str]:
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            names.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names.add(node.module)
+    return names
+
+
+def test_model_code_imports_no_orchestration():
+    modules = sorted((PROJECT_DIR / "modeling").glob("*.py"))
+    assert len(modules) >= 7
+    offending = {
+        f"{m.name}: {name}" for m in modules for name in imports_of(m)
+        if any(name == f or name.startswith(f + ".") for f in FORBIDDEN)
+    }
+    assert not offending, offending
+
+
+def test_the_check_would_catch_an_orchestration_import(tmp_path):
+    bad = tmp_path / "bad.py"
+    bad.write_text("from tfx.orchestration import pipeline\nimport pipeline.config\n")
+    assert {"tfx.orchestration", "pipeline.config"} <= imports_of(bad)
