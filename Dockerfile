@@ -14,6 +14,7 @@ RUN python -m pip install --no-cache-dir --require-hashes --no-deps -r requireme
 
 COPY setup.py ./
 COPY pipeline/ pipeline/
+COPY modeling/ modeling/
 COPY components/ components/
 COPY reporting/ reporting/
 COPY serving/ serving/
@@ -22,7 +23,7 @@ COPY data/ data/
 COPY configs/ configs/
 COPY local_runner.py kfp_runner.py ./
 RUN python -m pip install --no-cache-dir --no-deps . \
- && python -c "import tfx, components.trainer, components.preprocessing, pipeline.dag; \
+ && python -c "import tfx, modeling.trainer, modeling.preprocessing, pipeline.dag; \
 assert tfx.__version__ == '${TFX_VERSION}', tfx.__version__"
 
 ENV PYTHONPATH=/pipeline

@@ -4,10 +4,13 @@ PY := $(RUNTIME) run python
 CONFIG ?= configs/local.toml
 ARGS ?=
 
-.PHONY: run test test-fast bench serve versions rollback report notebooks compile golden kfp-local runtime shell lock data clean clean-runtime
+.PHONY: run schema test test-fast bench serve versions rollback report notebooks compile golden kfp-local runtime shell lock data clean clean-runtime
 
 run: ## the whole DAG locally on the bundled data
 	$(PY) local_runner.py --config $(CONFIG) $(ARGS)
+
+schema: ## infer an editable schema from your TFRecords: ARGS="--input-base DIR --label NAME --output schemas/mine.pbtxt"
+	$(PY) -m pipeline.infer_schema $(ARGS)
 
 test: ## every test, the end-to-end DAG included (what CI runs)
 	$(RUNTIME) run python -m pytest $(ARGS)

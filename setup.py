@@ -28,8 +28,8 @@ PINS = locked_versions()
 setup(
     name="taxi-tfx-pipeline",
     version="0.1.0",
-    description="Production TFX 1.21 pipeline for the Chicago taxi tips model, local (Beam) and Kubeflow v2.",
-    packages=["pipeline", "components", "reporting", "serving"],
+    description="Production TFX 1.21 pipeline for tabular data (binary, multiclass, regression), local (Beam) and Kubeflow v2.",
+    packages=["modeling", "pipeline", "components", "reporting", "serving"],
     py_modules=["local_runner", "kfp_runner"],
     python_requires=">=3.10,<3.14",
     install_requires=[f"{name}=={PINS[name]}" for name in DIRECT],

@@ -30,6 +30,7 @@ from pathlib import Path
 from benchmarks import datagen
 from benchmarks.procmon import run_measured
 from benchmarks.report import RunResult, from_json, plot, ratios_text, table, to_json
+from pipeline.config import with_dataset_applied
 
 LOG = logging.getLogger("benchmarks")
 PROJECT_DIR = Path(__file__).resolve().parent.parent
@@ -104,7 +105,10 @@ class Bench:
         return best
 
     def ours(self, data: datagen.BenchData, work: Path) -> list[RunResult]:
-        cmd = [sys.executable, str(PROJECT_DIR / "local_runner.py"), "--config", str(PROJECT_DIR / "configs" / "local.toml"),
+        # The bundled data's settings ([dataset] in local.toml), for the generated copy of it.
+        work.parent.mkdir(parents=True, exist_ok=True)
+        config = with_dataset_applied(PROJECT_DIR / "configs" / "local.toml", work.parent)
+        cmd = [sys.executable, str(PROJECT_DIR / "local_runner.py"), "--config", str(config),
                "--set", f"input_base={data.tfrecord_dir}", "--set", f"pipeline_root={work}/root",
                "--set", f"metadata_path={work}/metadata.sqlite", "--set", f"serving_dir={work}/serving"]
         results = []

@@ -6,8 +6,8 @@ same work as the DAG, in the simplest way that is still honest:
   one-pass statistics per split (counts, missing, mean/std/min/max, distinct strings),
   which also give Transform's analysers on train (means, standard deviations, quantile
   boundaries, vocabularies);
-  the same preprocessing (the same feature roles from components.features) as a TF function;
-  the same wide-and-deep Keras model (components.model) for the same steps and batch size;
+  the same preprocessing (the same feature roles as the pipeline's taxi plan) as a TF function;
+  the same wide-and-deep Keras model (written out here) for the same steps and batch size;
   evaluation on the whole eval split: AUC overall and per trip_start_hour;
   a SavedModel whose serving signature takes serialized tf.Examples.
 What it leaves out: schema validation, TFMA's many metrics and slices, ML Metadata,
@@ -29,7 +29,20 @@ import time
 
 import numpy as np
 
-from components import features as F
+from types import SimpleNamespace
+
+# The taxi model's feature roles, written out by hand as a plain TensorFlow user would
+# (the pipeline derives the same ones from the schema and configs/local.toml).
+F = SimpleNamespace(
+    LABEL_KEY="tips", FARE_KEY="fare", BIG_TIP_FRACTION=0.2,
+    DENSE_FLOAT_FEATURE_KEYS=("trip_miles", "fare", "trip_seconds"),
+    BUCKET_FEATURE_KEYS=("pickup_latitude", "pickup_longitude", "dropoff_latitude", "dropoff_longitude"),
+    FEATURE_BUCKET_COUNT=10,
+    CATEGORICAL_FEATURE_MAX_VALUES={"trip_start_hour": 24, "trip_start_day": 8, "trip_start_month": 13,
+                                    "pickup_community_area": 78, "dropoff_community_area": 78},
+    VOCAB_FEATURE_KEYS=("payment_type", "company"), VOCAB_SIZE=1000, OOV_SIZE=10,
+    transformed_name=lambda key: f"{key}_xf",
+)
 
 LOG = logging.getLogger("benchmarks.plain_tf")
 
@@ -182,8 +195,6 @@ def main(argv: list[str] | None = None) -> int:
     import tensorflow as tf
     from sklearn.metrics import roc_auc_score
 
-    from components.model import build_keras_model
-
     t = phase("import", start)
     tf.keras.utils.set_random_seed(0)
     files = sorted(glob.glob(os.path.join(args.input, "*.tfrecord.gz")))
@@ -235,6 +246,33 @@ def main(argv: list[str] | None = None) -> int:
               "features_with_stats": len(stats["train"])}
     print("RESULT " + json.dumps(result), flush=True)
     return 0
+
+
+def build_keras_model(hidden_units=(64, 32, 16), learning_rate: float = 1e-3):
+    """Wide and deep, as the pipeline's taxi model: deep on the z-scored numbers, wide on
+    one-hot categories."""
+    import tensorflow as tf
+
+    deep_inputs = {
+        F.transformed_name(k): tf.keras.Input(name=F.transformed_name(k), shape=(1,), dtype=tf.float32)
+        for k in F.DENSE_FLOAT_FEATURE_KEYS
+    }
+    num_tokens = {F.transformed_name(k): F.VOCAB_SIZE + F.OOV_SIZE for k in F.VOCAB_FEATURE_KEYS}
+    num_tokens.update({F.transformed_name(k): F.FEATURE_BUCKET_COUNT + 1 for k in F.BUCKET_FEATURE_KEYS})
+    num_tokens.update({F.transformed_name(k): n for k, n in F.CATEGORICAL_FEATURE_MAX_VALUES.items()})
+    wide_inputs = {name: tf.keras.Input(name=name, shape=(1,), dtype=tf.int64) for name in num_tokens}
+    deep = tf.keras.layers.concatenate(list(deep_inputs.values()))
+    for units in hidden_units:
+        deep = tf.keras.layers.Dense(units, activation="relu")(deep)
+    wide = tf.keras.layers.concatenate([
+        tf.keras.layers.CategoryEncoding(num_tokens=n, output_mode="one_hot")(wide_inputs[name])
+        for name, n in num_tokens.items()])
+    output = tf.keras.layers.Dense(1, activation="sigmoid", name="probability")(
+        tf.keras.layers.concatenate([deep, wide]))
+    model = tf.keras.Model(inputs={**deep_inputs, **wide_inputs}, outputs=output)
+    model.compile(loss="binary_crossentropy", optimizer=tf.keras.optimizers.Adam(learning_rate=learning_rate),
+                  metrics=[tf.keras.metrics.BinaryAccuracy(), tf.keras.metrics.AUC(name="auc")])
+    return model
 
 
 if __name__ == "__main__":

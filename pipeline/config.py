@@ -8,6 +8,7 @@ before anything runs, and an error names the field.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import posixpath
 import re
@@ -344,6 +345,33 @@ def _dataset_profile(profile: dict, file_values: dict, overrides: dict, path: Pa
                              f"{', '.join(dropped)}")
                 return {}
     return profile
+
+
+def with_dataset_applied(config_file: str | os.PathLike, out_dir: str | os.PathLike) -> Path:
+    """A copy of `config_file` whose [dataset] table is top-level: for running the same data
+    set from another place (a sample of it, a benchmark's copy), where pointing input_base
+    elsewhere would otherwise drop that table."""
+    with open(config_file, "rb") as f:
+        data = tomllib.load(f)
+    values = {**{k: v for k, v in data.items() if k != "dataset"}, **data.get("dataset", {})}
+    path = Path(out_dir) / Path(config_file).name
+    path.write_text("".join(f"{k} = {_toml(v)}\n" for k, v in values.items()))
+    return path
+
+
+def _toml(value: Any) -> str:
+    """TOML for the values a configuration holds: strings, numbers, booleans, lists, tables."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{json.dumps(str(k))} = {_toml(v)}" for k, v in value.items()) + " }"
+    raise TypeError(f"no TOML for {value!r}")
 
 
 def parse_overrides(pairs: list[str]) -> dict[str, Any]:

@@ -53,13 +53,11 @@ LINE = re.compile(r"^\[\s*\d+/\d+\] (\S+)\s+(done|cached|FAILED)\s+([\d.]+) s$",
 
 
 def taxi_config(workdir) -> Path:
-    """configs/local.toml with its [dataset] table made top-level: the taxi settings kept
-    while input_base points at a sample of the taxi data elsewhere."""
-    text = (PROJECT_DIR / "configs" / "local.toml").read_text()
-    assert "\n[dataset]\n" in text
-    path = Path(workdir) / "taxi.toml"
-    path.write_text(text.replace("\n[dataset]\n", "\n"))
-    return path
+    """configs/local.toml with its [dataset] table applied: the taxi settings kept while
+    input_base points at a sample of the taxi data elsewhere."""
+    from pipeline.config import with_dataset_applied
+
+    return with_dataset_applied(PROJECT_DIR / "configs" / "local.toml", workdir)
 
 
 # The taxi configuration for tests that load one in-process and override its paths.

@@ -22,6 +22,6 @@ def test_fingerprint_changes_only_with_the_named_modules(tmp_path, monkeypatch):
 
 
 def test_trainer_code_is_not_part_of_the_transform_key():
-    assert "components.trainer" in TRAINER_MODULES and "components.model" in TRAINER_MODULES
-    assert not {"components.trainer", "components.model"} & set(TRANSFORM_MODULES)
-    assert "components.preprocessing" in TRANSFORM_MODULES
+    assert "modeling.trainer" in TRAINER_MODULES and "modeling.network" in TRAINER_MODULES
+    assert not {"modeling.trainer", "modeling.network"} & set(TRANSFORM_MODULES)
+    assert "modeling.preprocessing" in TRANSFORM_MODULES
