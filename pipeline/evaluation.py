@@ -149,3 +149,46 @@ def task_of(config: tfma.EvalConfig) -> str:
             if metric.class_name in _TASK_MARKERS:
                 return _TASK_MARKERS[metric.class_name]
     return "binary"
+
+
+# What the run's summary leads with, per task (TFMA's names, overall slice).
+HEADLINE = {
+    "binary": ("auc", "binary_accuracy", "auc_precision_recall", "precision", "recall", "example_count"),
+    "multiclass": ("accuracy", "log_loss", "example_count"),
+    "regression": ("r2", "root_mean_squared_error", "mean_absolute_error", "mean_squared_error", "example_count"),
+}
+
+
+def gates_in(config: tfma.EvalConfig) -> tuple[dict, dict]:
+    """The gates an EvalConfig holds, as (thresholds, max_drop) in the configuration's shape:
+    what a finished evaluation was actually judged by."""
+    from tensorflow_model_analysis.metrics import metric_specs
+
+    thresholds: dict[str, dict[str, float]] = {}
+    max_drop: dict[str, float] = {}
+    for spec in config.metrics_specs:
+        for metric in spec.metrics:
+            found = [t.threshold for t in metric.per_slice_thresholds]
+            if metric.HasField("threshold"):
+                found.append(metric.threshold)
+            if not found:
+                continue
+            name = metric_specs.metric_instance(metric).name
+            for t in found:
+                if t.HasField("value_threshold"):
+                    v = t.value_threshold
+                    bounds = thresholds.setdefault(name, {})
+                    if v.HasField("lower_bound"):
+                        bounds["min"] = v.lower_bound.value
+                    if v.HasField("upper_bound"):
+                        bounds["max"] = v.upper_bound.value
+                if t.HasField("change_threshold") and t.change_threshold.HasField("absolute"):
+                    max_drop[name] = round(abs(t.change_threshold.absolute.value), 9)
+    return thresholds, max_drop
+
+
+def load_config(evaluation_uri: str) -> tfma.EvalConfig:
+    """The EvalConfig an Evaluator output was made with (its eval_config.json; milliseconds)."""
+    from tensorflow_model_analysis.writers import eval_config_writer
+
+    return eval_config_writer.load_eval_run(evaluation_uri)[0]

@@ -365,3 +365,101 @@ def test_describe_says_which_way_each_gate_goes():
     text = gates.describe("regression", *gates.gates_for("regression", {"r2": {"min": 0.6}},
                                                         {"root_mean_squared_error": 0.1}))
     assert text == "r2 >= 0.6; root_mean_squared_error rise <= 0.1 vs the last blessed model"
+
+
+# --- the slice report -----------------------------------------------------------------------
+
+def _report(run: Run, tmp_path):
+    from reporting.model import load_report
+    from reporting.render import write_reports
+
+    report = load_report(run.output, small_slice_examples=50)
+    html_path, md_path = write_reports(report, tmp_path / "report")
+    return report, open(html_path).read(), open(md_path).read(), html_path
+
+
+def _flagged(html: str) -> set[str]:
+    import html as html_lib
+
+    return {html_lib.unescape(f) for f in re.findall(r'<tr class="flag-bad[^"]*"><td data-v="([^"]*)"', html)}
+
+
+def test_multiclass_report(multiclass_run, tmp_path):
+    report, html, md, _ = _report(multiclass_run, tmp_path)
+    overall = _metrics(multiclass_run)[()]
+    assert report.task == "multiclass" and not report.blessed
+    assert "## ❌ Model NOT blessed" in md
+    assert f"| accuracy | {overall[('', 'accuracy')]:.4f} |" in md
+    assert ("log_loss <= 0.5000 (is %.4f)" % overall[("", "log_loss")], False) in report.gate_results()
+    assert ("accuracy at most 0.0000 below baseline (change +0.0000)", True) in report.gate_results()
+    # Per class and the confusion matrix, against the model's argmax on the same rows.
+    x, y = _rows(multiclass_run, ())
+    predicted = _softmax(SLOPES["multiclass"][0] * _logit_basis(x)).argmax(axis=1)
+    expected = [[int(np.sum((y == a) & (predicted == p))) for p in range(3)] for a in range(3)]
+    assert report.confusion == expected
+    assert report.unknown_class_examples == np.sum(y < 0)
+    assert [c.name for c in report.classes] == CLASSES
+    for c, row in enumerate(report.classes):
+        assert row.precision == pytest.approx(overall[(f"classId:{c}", "precision")])
+        assert row.baseline_recall is not None
+        assert f"| {CLASSES[c]} | {sum(expected[c])} | {row.precision:.4f} | {row.recall:.4f} |" in md
+    assert "| red | " + " | ".join(str(v) for v in expected[0]) + " |" in md
+    assert "id='classes'" in html and "Confusion matrix" in html
+    # Slices flagged: those outside a gate's bound (log_loss above 0.5, accuracy below 0.4), per TFMA.
+    by_slice = _metrics(multiclass_run)
+    expected = {f"g={k[0][1]}" for k, m in by_slice.items()
+                if k and (m[("", "log_loss")] > 0.5 or m[("", "accuracy")] < 0.4)}
+    assert expected and _flagged(html) == expected
+    assert all("above threshold" in r.flags for r in report.specs["g"] if r.name in expected)
+
+
+def test_regression_report(regression_run, tmp_path):
+    report, html, md, _ = _report(regression_run, tmp_path)
+    candidate = _metrics(regression_run)
+    baseline = _metrics(regression_run, "baseline")
+    assert report.task == "regression" and not report.blessed
+    results = dict(report.gate_results())
+    rise = candidate[()][("", "root_mean_squared_error")] - baseline[()][("", "root_mean_squared_error")]
+    assert results[f"root_mean_squared_error at most 0.0500 above baseline (change {rise:+.4f})"] is False
+    assert results["r2 >= 0.5000 (is %.4f)" % candidate[()][("", "r2")]] is True
+    assert "root_mean_squared_error change vs baseline = +" in " ".join(report.failures)
+    assert "needs change <= +0.0500 [Overall]" in " ".join(report.failures)
+    # Slices flagged in the HTML: exactly those whose RMSE rose by more than 0.05 (per TFMA).
+    expected = {f"g={k[0][1]}" for k in candidate if k and
+                candidate[k][("", "root_mean_squared_error")] - baseline[k][("", "root_mean_squared_error")] > 0.05}
+    assert expected and _flagged(html) == expected
+    # The residual plot: per bin, mean label - mean prediction of the rows in it.
+    x, y = _rows(regression_run, ())
+    p = (np.float32(SLOPES["regression"][0]) * x + np.float32(1)).astype(np.float64)
+    assert len(report.residuals) == regression_metrics.PLOT_BINS and len(report.baseline_residuals) > 0
+    for b in report.residuals:
+        inside = (p >= b.low) & (p < b.high)
+        assert b.mean_residual == pytest.approx(np.mean(y[inside] - p[inside]), rel=1e-4, abs=1e-5)
+    assert "Residuals" in html and "**Worst slices by root_mean_squared_error**" in md
+    worst = report.worst_slices()
+    assert [r.values["root_mean_squared_error"] for r in worst] == \
+        sorted((r.values["root_mean_squared_error"] for r in worst), reverse=True)  # worst = highest error
+
+
+def test_binary_report(binary_run, tmp_path):
+    report, html, md, _ = _report(binary_run, tmp_path)
+    auc = _metrics(binary_run)[()][("", "auc")]
+    assert report.task == "binary" and report.blessed and "## ✅ Model blessed" in md
+    assert re.search(rf"\| auc \| {auc:.4f} \|", md) and "**Worst slices by AUC**" in md
+    assert ("auc >= 0.5000 (is %.4f)" % auc, True) in report.gate_results()
+    assert report.curves.roc and report.curves.calibration and "FPR@0.5" in html
+
+
+@pytest.mark.parametrize("task", ["multiclass", "regression"])
+def test_report_renders_offline_in_headless_chromium(task, request, tmp_path):
+    from test_report import _headless
+
+    _, html, _, html_path = _report(request.getfixturevalue(f"{task}_run"), tmp_path)
+    assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", html)
+    dom = _headless("--virtual-time-budget=2000", "--dump-dom", f"file://{html_path}", tmp_path=tmp_path)
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    assert 'id="verdict"' in dom.stdout and 'id="headline"' in dom.stdout and 'id="task-charts"' in dom.stdout
+    assert len(re.findall(r'<table class="sortable slices"', dom.stdout)) == 1  # one slicing spec: g
+    assert dom.stdout.count("<svg") >= 2  # the task's chart and the slice bars
+    errors = [l for l in dom.stderr.splitlines() if "CONSOLE" in l and ("Error" in l or "Uncaught" in l)]
+    assert not errors, errors
