@@ -45,7 +45,7 @@ def slice_bars(rows: list[SliceRow], metric: str, min_value: float | None, limit
     ys = [i for i, b in enumerate(base) if b is not None]
     if ys:
         ax.scatter([base[i] for i in ys], ys, marker="|", s=120, color="#111827", label="baseline", zorder=3)
-        ax.legend(loc="lower right", frameon=False)
+        ax.legend(loc="lower right" if metric in UNIT_INTERVAL else "best", frameon=False)
     if min_value is not None:
         ax.axvline(min_value, color=BAD, linestyle="--", linewidth=1)
     ax.set_yticks(range(len(rows)), [n[:40] for n in names])

@@ -236,6 +236,9 @@ def _markdown_classes(report: Report, limit: int = 12) -> list[str]:
                   "| true \\ predicted | " + " | ".join(names) + " |", "|---|" + "---:|" * k]
         for name, row in zip(names, report.confusion):
             lines.append(f"| {name} | " + " | ".join(f"{v:.0f}" for v in row) + " |")
+    if report.unknown_class_examples:
+        lines += ["", f"{report.unknown_class_examples:.0f} eval example(s) have a label of no known class "
+                      "(each counts as a miss for accuracy)."]
     return lines
 
 
