@@ -16,7 +16,8 @@ scores 1.0); R² = 1 - SSE/SST does not.
   prediction range, example weight, sum of labels and sum of predictions. The bins hold
   about equal weight (20 of them); they are cut from a mergeable sketch of the
   predictions: buckets 2^s wide on a grid anchored at 0, s growing (pairs of buckets
-  merging) only while more than 1,000 buckets are occupied. The result does not depend
+  merging) only while more than 1,000 buckets are occupied (or a prediction near the
+  float range would have no index). The result does not depend
   on the order examples arrive in or how Beam splits them (floor(floor(x/2^s)/2) ==
   floor(x/2^(s+1))). A far outlier costs one bucket, not the resolution of the rest.
 
@@ -41,6 +42,7 @@ _SUMMARY_NAME = "_regression_summary"  # private: TFMA does not write names star
 MAX_BUCKETS = 1000
 PLOT_BINS = 20
 _FIRST_SHIFT = -40  # buckets start 2^-40 wide, so near-constant predictions still split
+_MAX_EXPONENT = 1000  # prediction / 2^shift stays below 2^1000: a float with an exact floor
 
 
 class _Summary:
@@ -64,7 +66,13 @@ class _Summary:
         self.label_mean += delta * weight / total
         self.label_m2 += weight * delta * (label - self.label_mean)
         self.weight = total
-        self.sse += weight * (label - prediction) ** 2
+        error = label - prediction
+        self.sse += weight * error * error  # inf, not OverflowError, for a huge error
+        exponent = math.frexp(prediction)[1]
+        if exponent - self.shift > _MAX_EXPONENT:  # a huge prediction on a fine grid: coarsen to index it
+            steps = exponent - self.shift - _MAX_EXPONENT
+            self.buckets = _coarsen(self.buckets, steps)
+            self.shift += steps
         index = math.floor(math.ldexp(prediction, -self.shift))
         bucket = self.buckets.get(index)
         if bucket is None:

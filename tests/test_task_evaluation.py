@@ -29,6 +29,11 @@ SLOPES = {  # task -> (candidate, baseline): the models' one parameter
     "multiclass": (2.0, 0.7),
     "regression": (1.5, 2.0),  # the truth is 2x + 1: the candidate is the worse model
 }
+# Gates per task (binary: none configured, so the task's defaults).
+MULTICLASS_GATES = dict(thresholds={"accuracy": {"min": 0.4}, "log_loss": {"max": 0.5}},
+                        max_drop={"accuracy": 0.0, "log_loss": 0.0})
+REGRESSION_GATES = dict(thresholds={"r2": {"min": 0.5}, "mean_absolute_error": {"max": 2.0}},
+                        max_drop={"root_mean_squared_error": 0.05, "r2": 0.5})
 
 
 def _data(task: str, seed: int = 0):
@@ -124,24 +129,58 @@ class Run:
     extra: dict = field(default_factory=dict)
 
 
-def _evaluate(tmp, task: str, cfg) -> Run:
-    """As TFX's Evaluator executor does it (tfx/components/evaluator/executor.py): defaults
-    filled in for a candidate and a baseline, one shared model each, one Beam pipeline."""
+def _evaluate_all(tmp) -> dict[str, Run]:
+    """Each task's candidate and baseline evaluated as TFX's Evaluator executor does it
+    (tfx/components/evaluator/executor.py: defaults filled in for a baseline, one shared
+    model each, TFExampleRecord -> ExtractEvaluateAndWriteResults), the three tasks in one
+    Beam pipeline (one start-up instead of three)."""
+    import apache_beam as beam
     import tensorflow_model_analysis as tfma
+    from tfx_bsl.tfxio import tf_example_record
 
-    x, group, y = _data(task)
-    data = tmp / "eval.tfrecord"
-    _write_examples(data, x, group, y)
-    for name, slope in zip(("candidate", "baseline"), SLOPES[task]):
-        _save_model(tmp / name, task, slope)
-    config = tfma.utils.update_eval_config_with_defaults(
-        evaluation.eval_config(cfg, _plan(task)), has_baseline=True, rubber_stamp=True)
-    models = [tfma.default_eval_shared_model(eval_saved_model_path=str(tmp / name), model_name=name,
-                                             eval_config=config) for name in ("candidate", "baseline")]
-    output = tmp / "evaluation"
-    tfma.run_model_analysis(eval_shared_model=models, eval_config=config, data_location=str(data),
-                            file_format="tfrecords", output_path=str(output))
-    return Run(task, str(output), x, group, y, config)
+    gates_by_task = {"binary": {}, "multiclass": MULTICLASS_GATES, "regression": REGRESSION_GATES}
+    runs = {}
+    with beam.Pipeline() as pipeline:
+        for task, task_gates in gates_by_task.items():
+            folder = tmp / task
+            folder.mkdir()
+            x, group, y = _data(task)
+            data = folder / "eval.tfrecord"
+            _write_examples(data, x, group, y)
+            for name, slope in zip(("candidate", "baseline"), SLOPES[task]):
+                _save_model(folder / name, task, slope)
+            config = tfma.utils.update_eval_config_with_defaults(
+                evaluation.eval_config(_cfg(**task_gates), _plan(task)), has_baseline=True, rubber_stamp=True)
+            models = [tfma.default_eval_shared_model(eval_saved_model_path=str(folder / name), model_name=name,
+                                                     eval_config=config) for name in ("candidate", "baseline")]
+            runs[task] = Run(task, str(folder / "evaluation"), x, group, y, config)
+            source = tf_example_record.TFExampleRecord(file_pattern=str(data),
+                                                       raw_record_column_name=tfma.ARROW_INPUT_COLUMN)
+            _ = (pipeline
+                 | f"Read[{task}]" >> source.BeamSource()
+                 | f"Evaluate[{task}]" >> tfma.ExtractEvaluateAndWriteResults(
+                     eval_config=config, eval_shared_model=models, output_path=runs[task].output))
+    return runs
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    return _evaluate_all(tmp_path_factory.mktemp("evaluations"))
+
+
+@pytest.fixture(scope="module")
+def multiclass_run(runs):
+    return runs["multiclass"]
+
+
+@pytest.fixture(scope="module")
+def regression_run(runs):
+    return runs["regression"]
+
+
+@pytest.fixture(scope="module")
+def binary_run(runs):
+    return runs["binary"]
 
 
 def _metrics(run: Run, model: str = "candidate") -> dict:
@@ -161,15 +200,6 @@ def _rows(run: Run, slice_key: tuple):
 
 
 # --- multiclass ---------------------------------------------------------------------------
-
-MULTICLASS_GATES = dict(thresholds={"accuracy": {"min": 0.4}, "log_loss": {"max": 0.5}},
-                        max_drop={"accuracy": 0.0, "log_loss": 0.0})
-
-
-@pytest.fixture(scope="module")
-def multiclass_run(tmp_path_factory):
-    return _evaluate(tmp_path_factory.mktemp("multiclass"), "multiclass", _cfg(**MULTICLASS_GATES))
-
 
 def test_multiclass_metrics_match_scikit_learn_on_every_slice(multiclass_run):
     from sklearn.metrics import log_loss, precision_score, recall_score
@@ -208,15 +238,6 @@ def test_multiclass_gates(multiclass_run):
 
 
 # --- regression ---------------------------------------------------------------------------
-
-REGRESSION_GATES = dict(thresholds={"r2": {"min": 0.5}, "mean_absolute_error": {"max": 2.0}},
-                        max_drop={"root_mean_squared_error": 0.05, "r2": 0.5})
-
-
-@pytest.fixture(scope="module")
-def regression_run(tmp_path_factory):
-    return _evaluate(tmp_path_factory.mktemp("regression"), "regression", _cfg(**REGRESSION_GATES))
-
 
 def test_regression_metrics_match_numpy_on_every_slice(regression_run):
     for model, slope in zip(("candidate", "baseline"), SLOPES["regression"]):
@@ -275,7 +296,7 @@ def test_r2_summary_is_weighted_and_does_not_depend_on_how_rows_are_split():
         for idx in np.array_split(order, parts):
             s = regression_metrics._Summary()
             for i in idx:
-                s.add(y[i], p[i], w[i])
+                s.add(float(y[i]), float(p[i]), float(w[i]))
             chunks.append(s)
         merged = chunks[0]
         for s in chunks[1:]:
@@ -287,7 +308,7 @@ def test_r2_summary_is_weighted_and_does_not_depend_on_how_rows_are_split():
     assert summary(y, p, np.arange(3000), 1).r2() == pytest.approx(expected, rel=1e-9)
     assert summary(y, p, rng.permutation(3000), 7).r2() == pytest.approx(expected, rel=1e-9)
 
-    p[:3] = [1e9, -1e9, 0.0]  # far outliers take a bucket each, not the resolution of the rest
+    p[:4] = [1e9, -1e9, 0.0, 1e300]  # far outliers take a bucket each, not the resolution of the rest
     one, many = summary(y, p, np.arange(3000), 1), summary(y, p, rng.permutation(3000), 7)
     assert one.shift == many.shift and one.buckets.keys() == many.buckets.keys()
     bins, other_bins = one.plot().buckets, many.plot().buckets
@@ -301,11 +322,6 @@ def test_r2_summary_is_weighted_and_does_not_depend_on_how_rows_are_split():
 
 
 # --- binary -------------------------------------------------------------------------------
-
-@pytest.fixture(scope="module")
-def binary_run(tmp_path_factory):
-    return _evaluate(tmp_path_factory.mktemp("binary"), "binary", _cfg())  # the task's default gates
-
 
 def test_binary_keeps_its_metrics_and_default_gates(binary_run):
     from sklearn.metrics import roc_auc_score
@@ -463,3 +479,37 @@ def test_report_renders_offline_in_headless_chromium(task, request, tmp_path):
     assert dom.stdout.count("<svg") >= 2  # the task's chart and the slice bars
     errors = [l for l in dom.stderr.splitlines() if "CONSOLE" in l and ("Error" in l or "Uncaught" in l)]
     assert not errors, errors
+
+
+@pytest.mark.parametrize("task, gates_line, first", [
+    ("multiclass", "accuracy >= 0.4; log_loss <= 0.5; accuracy drop <= 0 vs the last blessed model; "
+                   "log_loss rise <= 0 vs the last blessed model", "accuracy"),
+    ("regression", "mean_absolute_error <= 2; r2 >= 0.5; root_mean_squared_error rise <= 0.05 vs the last "
+                   "blessed model; r2 drop <= 0.5 vs the last blessed model", "r2"),
+    ("binary", "auc >= 0.5; auc drop <= 0.01 vs the last blessed model", "auc"),
+])
+def test_run_summary_names_the_task_its_gates_and_headline(task, gates_line, first, request, caplog):
+    """What `make run` prints at the end, from the evaluation as read_run_result reads it."""
+    import logging
+
+    import tensorflow_model_analysis as tfma
+
+    import local_runner
+    from pipeline.evaluation import HEADLINE
+    from pipeline.run_outputs import RunResult, describe_failures, judged_by, overall_metrics
+
+    run = request.getfixturevalue(f"{task}_run")
+    validation = tfma.load_validation_result(run.output)
+    result = RunResult(blessed=validation.validation_ok, evaluation_uri=run.output,
+                       failures=describe_failures(validation))
+    result.overall, result.baseline_overall = overall_metrics(run.output)
+    result.task, result.gates = judged_by(run.output)
+    assert (result.task, result.gates) == (task, gates_line)
+    with caplog.at_level(logging.INFO, logger="pipeline.local"):
+        local_runner.print_summary(result)
+    lines = [r.getMessage() for r in caplog.records]
+    assert f"  gates ({task}): {gates_line}" in lines
+    shown = [line.split()[0] for line in lines if line.startswith("  ") and "(baseline " in line]
+    assert shown == [n for n in HEADLINE[task]] and shown[0] == first
+    value = result.overall[first]
+    assert any(line.split()[:2] == [first, f"{value:.4f}"] for line in lines)
