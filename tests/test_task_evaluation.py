@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import SimpleNamespace
 
 import numpy as np
@@ -125,8 +125,6 @@ class Run:
     x: np.ndarray
     group: np.ndarray
     y: np.ndarray
-    config: object = None
-    extra: dict = field(default_factory=dict)
 
 
 def _evaluate_all(tmp) -> dict[str, Run]:
@@ -153,7 +151,7 @@ def _evaluate_all(tmp) -> dict[str, Run]:
                 evaluation.eval_config(_cfg(**task_gates), _plan(task)), has_baseline=True, rubber_stamp=True)
             models = [tfma.default_eval_shared_model(eval_saved_model_path=str(folder / name), model_name=name,
                                                      eval_config=config) for name in ("candidate", "baseline")]
-            runs[task] = Run(task, str(folder / "evaluation"), x, group, y, config)
+            runs[task] = Run(task, str(folder / "evaluation"), x, group, y)
             source = tf_example_record.TFExampleRecord(file_pattern=str(data),
                                                        raw_record_column_name=tfma.ARROW_INPUT_COLUMN)
             _ = (pipeline
