@@ -103,17 +103,20 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def print_summary(result) -> None:
-    headline = ("auc", "binary_accuracy", "auc_precision_recall", "precision", "recall", "example_count")
+    from pipeline.evaluation import HEADLINE
+
     if result.blessed:
         LOG.info("model BLESSED")
     else:
         LOG.info("model NOT blessed: %s", "; ".join(result.failures) or "no evaluation")
-    for name in headline:
+    if result.gates:
+        LOG.info("  gates (%s): %s", result.task, result.gates)
+    for name in HEADLINE.get(result.task or "", ()):
         if name in result.overall:
             fmt = "{:.0f}" if name == "example_count" else "{:.4f}"
             value, base = result.overall[name], result.baseline_overall.get(name)
             delta = f"  (baseline {fmt.format(base)}, {value - base:+.4f})" if base is not None else ""
-            LOG.info("  %-22s %s%s", name, fmt.format(value), delta)
+            LOG.info("  %-24s %s%s", name, fmt.format(value), delta)
     if result.infra_blessed is not None:
         LOG.info("model %s", "INFRA-BLESSED: loaded by a model server and answered TF Serving requests"
                  if result.infra_blessed else "NOT infra-blessed: the model server could not load it or "

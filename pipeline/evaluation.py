@@ -1,4 +1,10 @@
-"""The TFMA EvalConfig: what the Evaluator measures, per slice, and what blesses a model."""
+"""The TFMA EvalConfig: what the Evaluator measures per task, per slice, and what blesses a model.
+
+One metric list per task (binary, multiclass, regression); the gates of pipeline/gates.py
+attach to the metric of the same name. Thresholds bound the overall slice only; `max_drop`
+becomes a change threshold against the baseline model, in the metric's direction (for a
+lower-is-better metric such as log_loss the candidate may be at most that much higher).
+"""
 
 from __future__ import annotations
 
@@ -8,12 +14,11 @@ import json
 # come from config_pb2 directly.
 from tensorflow_model_analysis.proto import config_pb2 as tfma
 
-from modeling.roles import LABEL_KEY
-from pipeline import histogram_metrics
-from pipeline.config import PipelineConfig
-
+from pipeline import gates, histogram_metrics, multiclass_metrics, regression_metrics
 
 FAIRNESS_METRICS = ("FallOut", "MissRate", "PredictedPositiveRate", "FalseDiscoveryRate")
+# A class only this task's config holds: how a finished evaluation tells its task.
+_TASK_MARKERS = {"MultiClassAccuracy": "multiclass", "RSquared": "regression"}
 
 
 def from_histogram(class_name: str, **kwargs) -> tfma.MetricConfig:
@@ -23,7 +28,12 @@ def from_histogram(class_name: str, **kwargs) -> tfma.MetricConfig:
                              module=histogram_metrics.__name__, **kwargs)
 
 
-def slicing_specs(cfg: PipelineConfig) -> list[tfma.SlicingSpec]:
+def _ours(module, class_name: str, **config) -> tfma.MetricConfig:
+    return tfma.MetricConfig(class_name=class_name, module=module.__name__,
+                             config=json.dumps(config) if config else "")
+
+
+def slicing_specs(cfg) -> list[tfma.SlicingSpec]:
     specs = [tfma.SlicingSpec()]  # overall
     specs += [tfma.SlicingSpec(feature_keys=[key]) for key in cfg.slicing_features]
     specs += [tfma.SlicingSpec(feature_keys=list(cross)) for cross in cfg.slicing_crosses]
@@ -36,41 +46,149 @@ def overall_only(threshold: tfma.MetricThreshold) -> tfma.PerSliceMetricThreshol
     return tfma.PerSliceMetricThreshold(slicing_specs=[tfma.SlicingSpec()], threshold=threshold)
 
 
-def eval_config(cfg: PipelineConfig, plan=None) -> tfma.EvalConfig:
-    higher = tfma.MetricDirection.HIGHER_IS_BETTER
-    auc_threshold = tfma.MetricThreshold(
-        value_threshold=tfma.GenericValueThreshold(lower_bound={"value": cfg.thresholds.get("auc", {}).get("min", 0.5)}),
-        # The candidate may lose at most max_auc_drop against the last blessed model.
-        change_threshold=tfma.GenericChangeThreshold(
-            direction=higher, absolute={"value": -cfg.max_drop.get("auc", 0.01) - 1e-10}),
-    )
-    accuracy_threshold = tfma.MetricThreshold(
-        value_threshold=tfma.GenericValueThreshold(lower_bound={"value": cfg.thresholds.get("binary_accuracy", {}).get("min", 0.0)}))
-    metrics = [
-        tfma.MetricConfig(class_name="ExampleCount"),
-        tfma.MetricConfig(class_name="AUC", per_slice_thresholds=[overall_only(auc_threshold)]),
-        tfma.MetricConfig(class_name="AUCPrecisionRecall"),
-        from_histogram("BinaryAccuracy", per_slice_thresholds=[overall_only(accuracy_threshold)]),
-        from_histogram("Precision"),
-        from_histogram("Recall"),
-        from_histogram("MeanLabel"),
-        from_histogram("MeanPrediction"),
-        from_histogram("Calibration"),
-        tfma.MetricConfig(class_name="CalibrationPlot"),
-        tfma.MetricConfig(class_name="ConfusionMatrixPlot"),
-    ]
+def metric_threshold(task: str, name: str, bounds: dict | None, drop: float | None) -> tfma.MetricThreshold:
+    """`bounds` ({"min": x, "max": y}) on the value; `drop`: how much worse than the baseline."""
+    threshold = tfma.MetricThreshold()
+    if bounds:
+        if "min" in bounds:
+            threshold.value_threshold.lower_bound.value = bounds["min"]
+        if "max" in bounds:
+            threshold.value_threshold.upper_bound.value = bounds["max"]
+    if drop is not None:
+        # The 1e-10 keeps an unchanged metric (a diff of exactly -drop) from failing on rounding.
+        if gates.METRICS[task][name] == gates.LOWER:
+            threshold.change_threshold.direction = tfma.MetricDirection.LOWER_IS_BETTER
+            threshold.change_threshold.absolute.value = drop + 1e-10
+        else:
+            threshold.change_threshold.direction = tfma.MetricDirection.HIGHER_IS_BETTER
+            threshold.change_threshold.absolute.value = -drop - 1e-10
+    return threshold
+
+
+def _binary_metrics(cfg, plan) -> list[tuple[str | None, tfma.MetricConfig]]:
     # Fairness indicators: the error rates that Fairness Indicators reports, computed
     # per slice at each decision threshold with TFMA's own metrics (the
     # fairness-indicators package cannot be installed beside TFX 1.21).
-    fairness = {"thresholds": list(cfg.fairness_thresholds)}
-    metrics += [from_histogram(name, config=json.dumps(fairness))
-                for name in FAIRNESS_METRICS]
+    fairness = json.dumps({"thresholds": list(cfg.fairness_thresholds)})
+    return [
+        ("example_count", tfma.MetricConfig(class_name="ExampleCount")),
+        ("auc", tfma.MetricConfig(class_name="AUC")),
+        ("auc_precision_recall", tfma.MetricConfig(class_name="AUCPrecisionRecall")),
+        ("binary_accuracy", from_histogram("BinaryAccuracy")),
+        ("precision", from_histogram("Precision")),
+        ("recall", from_histogram("Recall")),
+        ("mean_label", from_histogram("MeanLabel")),
+        ("mean_prediction", from_histogram("MeanPrediction")),
+        ("calibration", from_histogram("Calibration")),
+        (None, tfma.MetricConfig(class_name="CalibrationPlot")),
+        (None, tfma.MetricConfig(class_name="ConfusionMatrixPlot")),
+    ] + [(None, from_histogram(name, config=fairness)) for name in FAIRNESS_METRICS]
+
+
+def _multiclass_metrics(cfg, plan) -> list[tuple[str | None, tfma.MetricConfig]]:
+    m = multiclass_metrics
+    return [
+        ("example_count", tfma.MetricConfig(class_name="ExampleCount")),
+        ("accuracy", _ours(m, "MultiClassAccuracy")),
+        ("log_loss", _ours(m, "LogLoss")),
+        # Per class (sub key classId:N); the class names ride along for the report.
+        (None, _ours(m, "MultiClassPrecision", classes=list(plan.classes))),
+        (None, _ours(m, "MultiClassRecall", classes=list(plan.classes))),
+        (None, tfma.MetricConfig(class_name="MultiClassConfusionMatrixPlot")),
+    ]
+
+
+def _regression_metrics(cfg, plan) -> list[tuple[str | None, tfma.MetricConfig]]:
+    r = regression_metrics
+    return [
+        ("example_count", tfma.MetricConfig(class_name="ExampleCount")),
+        ("mean_absolute_error", tfma.MetricConfig(class_name="MeanAbsoluteError")),
+        ("mean_squared_error", tfma.MetricConfig(class_name="MeanSquaredError")),
+        ("root_mean_squared_error", _ours(r, "RootMeanSquaredError")),
+        ("r2", _ours(r, "RSquared")),
+        (None, _ours(r, "ResidualPlot")),
+    ]
+
+
+METRICS_BY_TASK = {"binary": _binary_metrics, "multiclass": _multiclass_metrics,
+                   "regression": _regression_metrics}
+
+
+def eval_config(cfg, plan) -> tfma.EvalConfig:
+    """What the Evaluator computes and gates for `plan.task` (a modeling.roles.Plan).
+
+    `cfg` gives the slicing (slicing_features, slicing_crosses), the fairness thresholds
+    (binary only) and the gates (`thresholds`, `max_drop`; the task's defaults when unset).
+    Raises gates.GateError for a gate that names no metric of the task.
+    """
+    task = plan.task
+    thresholds, max_drop = gates.gates_for(task, getattr(cfg, "thresholds", None) or {},
+                                           getattr(cfg, "max_drop", None) or {})
+    metrics = []
+    for name, metric in METRICS_BY_TASK[task](cfg, plan):
+        if name in thresholds or name in max_drop:
+            metric.per_slice_thresholds.append(overall_only(
+                metric_threshold(task, name, thresholds.get(name), max_drop.get(name))))
+        metrics.append(metric)
     return tfma.EvalConfig(
         model_specs=[tfma.ModelSpec(
             signature_name="serving_default",
-            label_key=LABEL_KEY,
             preprocessing_function_names=["transform_features"],
+            label_key=plan.label_key,
+            prediction_key=plan.output_key,
         )],
         slicing_specs=slicing_specs(cfg),
         metrics_specs=[tfma.MetricsSpec(metrics=metrics)],
     )
+
+
+def task_of(config: tfma.EvalConfig) -> str:
+    """The task an EvalConfig made by eval_config() was for (as a finished evaluation stores it)."""
+    for spec in config.metrics_specs:
+        for metric in spec.metrics:
+            if metric.class_name in _TASK_MARKERS:
+                return _TASK_MARKERS[metric.class_name]
+    return "binary"
+
+
+# What the run's summary leads with, per task (TFMA's names, overall slice).
+HEADLINE = {
+    "binary": ("auc", "binary_accuracy", "auc_precision_recall", "precision", "recall", "example_count"),
+    "multiclass": ("accuracy", "log_loss", "example_count"),
+    "regression": ("r2", "root_mean_squared_error", "mean_absolute_error", "mean_squared_error", "example_count"),
+}
+
+
+def gates_in(config: tfma.EvalConfig) -> tuple[dict, dict]:
+    """The gates an EvalConfig holds, as (thresholds, max_drop) in the configuration's shape:
+    what a finished evaluation was actually judged by."""
+    from tensorflow_model_analysis.metrics import metric_specs
+
+    thresholds: dict[str, dict[str, float]] = {}
+    max_drop: dict[str, float] = {}
+    for spec in config.metrics_specs:
+        for metric in spec.metrics:
+            found = [t.threshold for t in metric.per_slice_thresholds]
+            if metric.HasField("threshold"):
+                found.append(metric.threshold)
+            if not found:
+                continue
+            name = metric_specs.metric_instance(metric).name
+            for t in found:
+                if t.HasField("value_threshold"):
+                    v = t.value_threshold
+                    bounds = thresholds.setdefault(name, {})
+                    if v.HasField("lower_bound"):
+                        bounds["min"] = v.lower_bound.value
+                    if v.HasField("upper_bound"):
+                        bounds["max"] = v.upper_bound.value
+                if t.HasField("change_threshold") and t.change_threshold.HasField("absolute"):
+                    max_drop[name] = round(abs(t.change_threshold.absolute.value), 9)
+    return thresholds, max_drop
+
+
+def load_config(evaluation_uri: str) -> tfma.EvalConfig:
+    """The EvalConfig an Evaluator output was made with (its eval_config.json; milliseconds)."""
+    from tensorflow_model_analysis.writers import eval_config_writer
+
+    return eval_config_writer.load_eval_run(evaluation_uri)[0]

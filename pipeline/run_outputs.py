@@ -49,6 +49,8 @@ def latest_outputs(store, pipeline_name: str, node_id: str) -> dict[str, list]:
 class RunResult:
     blessed: bool | None = None
     evaluation_uri: str | None = None
+    task: str | None = None            # binary, multiclass or regression: what the Evaluator judged
+    gates: str | None = None           # the gates in force, in words (pipeline.gates.describe)
     failures: list[str] = field(default_factory=list)
     overall: dict[str, float] = field(default_factory=dict)
     baseline_overall: dict[str, float] = field(default_factory=dict)
@@ -97,6 +99,7 @@ def read_run_result(metadata_path: str, pipeline_name: str) -> RunResult:
         result.blessed = bool(validation.validation_ok)
         result.failures = describe_failures(validation)
         result.overall, result.baseline_overall = overall_metrics(uri)
+        result.task, result.gates = judged_by(uri)
     report = latest_outputs(store, pipeline_name, "SliceReport")
     if report.get("report"):
         result.report_dir = report["report"][0].uri
@@ -112,13 +115,26 @@ def read_run_result(metadata_path: str, pipeline_name: str) -> RunResult:
     return result
 
 
+def judged_by(evaluation_uri: str) -> tuple[str, str]:
+    """(task, gates in words) of a finished evaluation, read from the config it ran with."""
+    from pipeline import evaluation, gates
+
+    config = evaluation.load_config(evaluation_uri)
+    task = evaluation.task_of(config)
+    return task, gates.describe(task, *evaluation.gates_in(config))
+
+
 def describe_failures(validation) -> list[str]:
-    """Human lines for TFMA's failed thresholds, e.g. 'auc 0.61 < 0.70 (Overall)'."""
+    """Human lines for TFMA's failed thresholds, e.g.
+    'auc = 0.6100, needs >= 0.7000 [Overall]' or
+    'log_loss change vs baseline = +0.0300, needs change <= +0.0100 [Overall]'."""
     lines = []
     for failure in validation.metric_validations_per_slice:
         slice_name = _slice_name(failure.slice_key)
         for f in failure.failures:
-            lines.append(f"{_metric_label(f.metric_key)} = {f.metric_value.double_value.value:.4f}, "
+            value = f.metric_value.double_value.value
+            shown = f"{value:+.4f}" if f.metric_key.is_diff else f"{value:.4f}"
+            lines.append(f"{_metric_label(f.metric_key)} = {shown}, "
                          f"needs {_bound_text(f.metric_threshold)} [{slice_name}]")
     if validation.missing_thresholds:
         lines.append(f"{len(validation.missing_thresholds)} threshold(s) could not be computed")
@@ -138,8 +154,13 @@ def _bound_text(threshold) -> str:
         if v.HasField("upper_bound"):
             parts.append(f"<= {v.upper_bound.value:.4f}")
         return " and ".join(parts)
+    from tensorflow_model_analysis.proto import config_pb2
+
     c = threshold.change_threshold
-    return f"change >= {c.absolute.value:+.4f}" if c.HasField("absolute") else "a smaller change"
+    if not c.HasField("absolute"):
+        return "a smaller change"
+    lower_is_better = c.direction == config_pb2.MetricDirection.LOWER_IS_BETTER
+    return f"change {'<=' if lower_is_better else '>='} {c.absolute.value:+.4f}"
 
 
 def _slice_name(slice_key) -> str:

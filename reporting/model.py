@@ -13,16 +13,58 @@ from dataclasses import dataclass, field
 
 HEADLINE = ("auc", "binary_accuracy", "auc_precision_recall", "precision", "recall", "calibration", "example_count")
 TABLE_METRICS = ("example_count", "auc", "binary_accuracy", "precision", "recall", "calibration")
+
+
+@dataclass(frozen=True)
+class View:
+    """What the report shows for a task: headline cards, slice-table columns, the metric
+    slices are charted and ranked by, and the columns that show a change vs the baseline."""
+    headline: tuple[str, ...]
+    table: tuple[str, ...]
+    rank: str
+    deltas: tuple[str, ...]
+
+
+VIEWS = {
+    "binary": View(HEADLINE, TABLE_METRICS, "auc", ("auc", "binary_accuracy")),
+    "multiclass": View(("accuracy", "log_loss", "example_count"), ("example_count", "accuracy", "log_loss"),
+                       "accuracy", ("accuracy", "log_loss")),
+    "regression": View(("r2", "root_mean_squared_error", "mean_absolute_error", "mean_squared_error", "example_count"),
+                       ("example_count", "r2", "root_mean_squared_error", "mean_absolute_error"),
+                       "root_mean_squared_error", ("r2", "root_mean_squared_error")),
+}
 FAIRNESS = {"fall_out": "FPR", "miss_rate": "FNR", "predicted_positive_rate": "PPR", "false_discovery_rate": "FDR"}
 CLASS_TO_KEY = {"FallOut": "fall_out", "MissRate": "miss_rate",
                 "PredictedPositiveRate": "predicted_positive_rate", "FalseDiscoveryRate": "false_discovery_rate"}
+
+
+def lower_is_better(metric: str) -> bool:
+    from pipeline.gates import LOWER, METRICS
+
+    return any(m.get(metric) == LOWER for m in METRICS.values())
 
 
 @dataclass
 class Gate:
     metric: str
     min_value: float | None = None
-    max_drop: float | None = None  # allowed loss against the baseline
+    max_value: float | None = None
+    max_drop: float | None = None  # how much worse than the baseline it may get (in its direction)
+
+    @property
+    def lower_is_better(self) -> bool:
+        return lower_is_better(self.metric)
+
+    def misses(self, values: dict[str, float]) -> bool:
+        value = values.get(self.metric, math.nan)  # NaN compares False: not flagged
+        return (self.min_value is not None and value < self.min_value) or \
+            (self.max_value is not None and value > self.max_value)
+
+    def regressed(self, values: dict[str, float]) -> bool:
+        diff = values.get(f"{self.metric}_diff", 0.0)
+        if self.max_drop is None:
+            return False
+        return diff > self.max_drop + 1e-9 if self.lower_is_better else diff < -self.max_drop - 1e-9
 
 
 @dataclass
@@ -31,11 +73,36 @@ class SliceRow:
     name: str                      # e.g. "payment_type=Cash"
     values: dict[str, float]
     baseline: dict[str, float] = field(default_factory=dict)
-    flags: list[str] = field(default_factory=list)  # "below threshold", "regressed", "small"
+    flags: list[str] = field(default_factory=list)  # "below threshold", "above threshold", "regressed", "small"
 
     @property
     def count(self) -> int:
         return int(self.values.get("example_count", 0))
+
+    @property
+    def bad(self) -> bool:
+        return any(f in self.flags for f in ("below threshold", "above threshold", "regressed"))
+
+
+@dataclass
+class ClassRow:
+    """One class of a multiclass model, on the whole eval set."""
+    name: str
+    support: float                 # eval examples of this class
+    precision: float
+    recall: float
+    baseline_precision: float | None = None
+    baseline_recall: float | None = None
+
+
+@dataclass
+class ResidualBin:
+    """Eval examples whose prediction falls in [low, high): their mean prediction and mean residual."""
+    low: float
+    high: float
+    count: float
+    mean_prediction: float
+    mean_residual: float           # label - prediction
 
 
 @dataclass
@@ -60,11 +127,22 @@ class Report:
     statistics: dict[str, dict] = field(default_factory=dict)   # split -> {"examples": n, "missing": {feature: frac}}
     anomalies: dict[str, list[str]] = field(default_factory=dict)
     source: str = ""
+    task: str = "binary"
+    classes: list[ClassRow] = field(default_factory=list)          # multiclass
+    confusion: list[list[float]] = field(default_factory=list)     # multiclass: [actual][predicted], overall
+    unknown_class_examples: float = 0.0                            # multiclass: labels of no known class
+    residuals: list[ResidualBin] = field(default_factory=list)     # regression, overall
+    baseline_residuals: list[ResidualBin] = field(default_factory=list)
 
-    def worst_slices(self, metric: str = "auc", n: int = 5) -> list[SliceRow]:
+    @property
+    def view(self) -> View:
+        return VIEWS[self.task]
+
+    def worst_slices(self, metric: str | None = None, n: int = 5) -> list[SliceRow]:
+        metric = metric or self.view.rank
         rows = [r for rows in self.specs.values() for r in rows
                 if "small" not in r.flags and not math.isnan(r.values.get(metric, math.nan))]
-        return sorted(rows, key=lambda r: r.values[metric])[:n]
+        return sorted(rows, key=lambda r: r.values[metric], reverse=lower_is_better(metric))[:n]
 
     def gate_results(self) -> list[tuple[str, bool]]:
         """Each threshold in words, and whether the candidate met it (overall slice)."""
@@ -73,13 +151,16 @@ class Report:
             value = self.overall.values.get(g.metric)
             if g.min_value is not None and value is not None:
                 out.append((f"{g.metric} >= {g.min_value:.4f} (is {value:.4f})", value >= g.min_value))
+            if g.max_value is not None and value is not None:
+                out.append((f"{g.metric} <= {g.max_value:.4f} (is {value:.4f})", value <= g.max_value))
             if g.max_drop is not None:
                 diff = self.overall.values.get(f"{g.metric}_diff")
+                side = "above" if g.lower_is_better else "below"
                 if diff is None:
-                    out.append((f"{g.metric} at most {g.max_drop:.4f} below baseline (no baseline yet)", True))
+                    out.append((f"{g.metric} at most {g.max_drop:.4f} {side} baseline (no baseline yet)", True))
                 else:
-                    out.append((f"{g.metric} at most {g.max_drop:.4f} below baseline (change {diff:+.4f})",
-                                diff >= -g.max_drop - 1e-9))
+                    out.append((f"{g.metric} at most {g.max_drop:.4f} {side} baseline (change {diff:+.4f})",
+                                not g.regressed(self.overall.values)))
         return out
 
 
@@ -122,20 +203,26 @@ def _class_name(metric) -> str:
 
 
 def _gates(eval_config) -> list[Gate]:
+    from tensorflow_model_analysis.metrics import metric_specs
+
     gates = []
     for spec in eval_config.metrics_specs:
         for metric in spec.metrics:
             thresholds = [t.threshold for t in metric.per_slice_thresholds]
             if metric.HasField("threshold"):
                 thresholds.append(metric.threshold)
-            name = _class_name(metric)
-            key = {"AUC": "auc", "BinaryAccuracy": "binary_accuracy"}.get(name, name.lower())
+            if not thresholds:
+                continue
+            key = metric_specs.metric_instance(metric).name  # TFMA's output name, e.g. "auc"
             for t in thresholds:
                 g = Gate(key)
-                if t.HasField("value_threshold") and t.value_threshold.HasField("lower_bound"):
-                    g.min_value = t.value_threshold.lower_bound.value
+                if t.HasField("value_threshold"):
+                    if t.value_threshold.HasField("lower_bound"):
+                        g.min_value = t.value_threshold.lower_bound.value
+                    if t.value_threshold.HasField("upper_bound"):
+                        g.max_value = t.value_threshold.upper_bound.value
                 if t.HasField("change_threshold") and t.change_threshold.HasField("absolute"):
-                    g.max_drop = round(-t.change_threshold.absolute.value, 6)
+                    g.max_drop = round(abs(t.change_threshold.absolute.value), 6)
                 gates.append(g)
     return gates
 
@@ -176,10 +263,67 @@ def _curves(plots: dict) -> Curves:
     return curves
 
 
+def _by_sub_key(metrics: dict) -> dict:
+    """TFMA's {output: {sub_key: {metric: value}}} for the model's one output."""
+    return metrics.get("") or next(iter(metrics.values()), {})
+
+
+def _values(metrics: dict, fairness_thresholds: list[float]) -> dict[str, float]:
+    return _undefined_when_one_class(_flatten(_by_sub_key(metrics).get("", {}), fairness_thresholds))
+
+
+def _per_class(metrics: dict) -> dict[int, dict[str, float]]:
+    out = {}
+    for sub_key, named in _by_sub_key(metrics).items():
+        if sub_key.startswith("classId:"):
+            out[int(sub_key.split(":", 1)[1])] = {n: float(v["doubleValue"]) for n, v in named.items()
+                                                  if "doubleValue" in v}
+    return out
+
+
+def _class_names(eval_config) -> list[str]:
+    for spec in eval_config.metrics_specs:
+        for metric in spec.metrics:
+            if metric.class_name in ("MultiClassPrecision", "MultiClassRecall") and metric.config:
+                return list(json.loads(metric.config).get("classes", []))
+    return []
+
+
+def _plot(plots: dict, field_name: str) -> dict:
+    return _by_sub_key(plots).get("", {}).get(field_name, {}) if plots else {}
+
+
+def _confusion(plots: dict, k: int) -> tuple[list[list[float]], float]:
+    """The argmax confusion matrix [actual][predicted] and the weight of unknown-class labels."""
+    matrix = [[0.0] * k for _ in range(k)]
+    unknown = 0.0
+    for m in _plot(plots, "multiClassConfusionMatrixAtThresholds").get("matrices", [])[:1]:
+        for e in m.get("entries", []):
+            actual, predicted = e.get("actualClassId", 0), e.get("predictedClassId", 0)
+            n = e.get("numWeightedExamples", 0.0)
+            if 0 <= actual < k and 0 <= predicted < k:
+                matrix[actual][predicted] += n
+            else:
+                unknown += n
+    return matrix, unknown
+
+
+def _residuals(plots: dict) -> list[ResidualBin]:
+    bins = []
+    for b in _plot(plots, "calibrationHistogramBuckets").get("buckets", []):
+        n = b.get("numWeightedExamples", 0.0)
+        if n:
+            p, y = b.get("totalWeightedRefinedPrediction", 0.0), b.get("totalWeightedLabel", 0.0)
+            bins.append(ResidualBin(b.get("lowerThresholdInclusive", 0.0), b.get("upperThresholdExclusive", 0.0),
+                                    n, p / n, (y - p) / n))
+    return bins
+
+
 def load_report(evaluation_uri: str, statistics_uri: str | None = None, anomalies_uri: str | None = None,
                 small_slice_examples: int = 50) -> Report:
     import tensorflow_model_analysis as tfma
 
+    from pipeline.evaluation import task_of
     from pipeline.run_outputs import describe_failures
 
     validation = tfma.load_validation_result(evaluation_uri)
@@ -189,40 +333,45 @@ def load_report(evaluation_uri: str, statistics_uri: str | None = None, anomalie
         raise ValueError(f"no evaluation results in {evaluation_uri}")
     baseline = _load_eval(evaluation_uri, "baseline")
     config = candidate.config
+    task = task_of(config)
     fairness_thresholds = _fairness_thresholds(config)
     gates = _gates(config)
-    min_values = {g.metric: g.min_value for g in gates if g.min_value is not None}
-    max_drops = {g.metric: g.max_drop for g in gates if g.max_drop is not None}
     base_by_slice = {}
     if baseline is not None:
         for key, metrics in baseline.slicing_metrics:
-            base_by_slice[tuple(key)] = _undefined_when_one_class(
-                _flatten(next(iter(next(iter(metrics.values())).values())), fairness_thresholds))
+            base_by_slice[tuple(key)] = _values(metrics, fairness_thresholds)
 
     specs: dict[str, list[SliceRow]] = {}
     overall = None
+    overall_metrics = base_overall_metrics = {}
     for key, metrics in candidate.slicing_metrics:
-        values = _undefined_when_one_class(
-            _flatten(next(iter(next(iter(metrics.values())).values())), fairness_thresholds))
+        values = _values(metrics, fairness_thresholds)
         spec, name = _slice_spec_and_name(key)
         row = SliceRow(spec, name, values, base_by_slice.get(tuple(key), {}))
         if row.count < small_slice_examples:
             row.flags.append("small")
-        if any(values.get(m, math.inf) < v for m, v in min_values.items()):  # NaN compares False
-            row.flags.append("below threshold")
-        if any(values.get(f"{m}_diff", 0.0) < -d - 1e-9 for m, d in max_drops.items()):
+        for g in gates:
+            if g.misses(values):
+                flag = "below threshold" if g.min_value is not None and values[g.metric] < g.min_value \
+                    else "above threshold"
+                if flag not in row.flags:
+                    row.flags.append(flag)
+        if any(g.regressed(values) for g in gates):
             row.flags.append("regressed")
         if not key:
-            overall = row
+            overall, overall_metrics = row, metrics
         else:
             specs.setdefault(spec, []).append(row)
     for rows in specs.values():
         rows.sort(key=lambda r: -r.count)
     if overall is None:
         raise ValueError(f"{evaluation_uri} has no overall slice")
+    if baseline is not None:
+        base_overall_metrics = next((m for k, m in baseline.slicing_metrics if not k), {})
 
     plots = {tuple(k): p for k, p in candidate.plots}
     base_plots = {tuple(k): p for k, p in baseline.plots} if baseline is not None else {}
+    binary = task == "binary"
     report = Report(
         blessed=bool(validation.validation_ok),
         failures=describe_failures(validation),
@@ -230,12 +379,26 @@ def load_report(evaluation_uri: str, statistics_uri: str | None = None, anomalie
         overall=overall,
         specs=specs,
         fairness_thresholds=fairness_thresholds,
-        curves=_curves(plots.get((), {})),
-        baseline_curves=_curves(base_plots[()]) if () in base_plots else None,
+        curves=_curves(plots.get((), {})) if binary else Curves(),
+        baseline_curves=_curves(base_plots[()]) if binary and () in base_plots else None,
         has_baseline=baseline is not None,
         small_slice_examples=small_slice_examples,
         source=evaluation_uri,
+        task=task,
     )
+    if task == "multiclass":
+        names = _class_names(config)
+        report.confusion, report.unknown_class_examples = _confusion(plots.get((), {}), len(names))
+        ours, theirs = _per_class(overall_metrics), _per_class(base_overall_metrics)
+        for c, name in enumerate(names):
+            mine, base = ours.get(c, {}), theirs.get(c, {})
+            report.classes.append(ClassRow(
+                name, sum(report.confusion[c]), mine.get("precision", math.nan), mine.get("recall", math.nan),
+                base.get("precision") if baseline is not None else None,
+                base.get("recall") if baseline is not None else None))
+    elif task == "regression":
+        report.residuals = _residuals(plots.get((), {}))
+        report.baseline_residuals = _residuals(base_plots.get((), {}))
     if statistics_uri:
         report.statistics = load_statistics(statistics_uri)
     if anomalies_uri:

@@ -8,7 +8,7 @@ import os
 import tempfile
 
 from reporting import charts
-from reporting.model import FAIRNESS, HEADLINE, TABLE_METRICS, Report, SliceRow
+from reporting.model import FAIRNESS, Report, SliceRow, lower_is_better
 
 CSS = """
 body{font:14px/1.45 system-ui,-apple-system,'Segoe UI',sans-serif;color:#111827;margin:0;background:#f9fafb}
@@ -56,8 +56,14 @@ def _delta(value: float | None, base: float | None) -> str:
     return f"{value - base:+.4f}"
 
 
+def _delta_class(name: str, delta: str) -> str:
+    """'up' (better) or 'down' (worse): a rise is worse for an error or a loss."""
+    worse = not delta.startswith("-") if lower_is_better(name) else delta.startswith("-")
+    return "down" if worse and delta.strip("+-0.") else "up"
+
+
 def _table_columns(report: Report) -> list[str]:
-    cols = list(TABLE_METRICS)
+    cols = list(report.view.table)
     for key in FAIRNESS:
         cols += [f"{key}@{t:g}" for t in report.fairness_thresholds]
     return cols
@@ -68,9 +74,9 @@ def _column_title(col: str) -> str:
     return f"{FAIRNESS[base]}@{t}" if base in FAIRNESS else col
 
 
-def _row_html(row: SliceRow, cols: list[str], show_delta: bool) -> str:
+def _row_html(row: SliceRow, cols: list[str], show_delta: bool, deltas=("auc", "binary_accuracy")) -> str:
     classes = []
-    if "below threshold" in row.flags or "regressed" in row.flags:
+    if row.bad:
         classes.append("flag-bad")
     if "small" in row.flags:
         classes.append("flag-small")
@@ -80,21 +86,76 @@ def _row_html(row: SliceRow, cols: list[str], show_delta: bool) -> str:
     for c in cols:
         v = row.values.get(c)
         shown = _fmt(c, v)
-        if show_delta and c in ("auc", "binary_accuracy") and row.baseline.get(c) is not None:
+        if show_delta and c in deltas and row.baseline.get(c) is not None:
             d = _delta(v, row.baseline.get(c))
             if d:
-                shown += f' <span class="{"down" if d.startswith("-") else "up"}">({d})</span>'
+                shown += f' <span class="{_delta_class(c, d)}">({d})</span>'
         sort_v = "" if v is None or math.isnan(v) else f"{v:.6f}"
         cells.append(f'<td data-v="{sort_v}">{shown}</td>')
     return f'<tr class="{" ".join(classes)}">' + "".join(cells) + "</tr>"
 
 
+def _bound(report: Report, metric: str) -> float | None:
+    """The threshold drawn on a slice chart: the metric's min (or max) gate."""
+    for g in report.gates:
+        if g.metric == metric:
+            if g.min_value is not None:
+                return g.min_value
+            if g.max_value is not None:
+                return g.max_value
+    return None
+
+
+def _task_charts(report: Report) -> list[str]:
+    if report.task == "multiclass":
+        return [charts.confusion_matrix([c.name for c in report.classes], report.confusion)]
+    if report.task == "regression":
+        return [charts.residuals(report.residuals, report.baseline_residuals or None)]
+    base = report.baseline_curves
+    return [charts.calibration(report.curves, base),
+            charts.curve(report.curves.roc, base.roc if base else None, "roc"),
+            charts.curve(report.curves.pr, base.pr if base else None, "pr")]
+
+
+def _classes_html(report: Report) -> str:
+    if not report.classes:
+        return ""
+    rows = []
+    for c in report.classes:
+        cells = [f'<td data-v="{html.escape(c.name)}">{html.escape(c.name)}</td>', f'<td data-v="{c.support:.0f}">{c.support:.0f}</td>']
+        for name, value, base in (("precision", c.precision, c.baseline_precision), ("recall", c.recall, c.baseline_recall)):
+            shown, d = _fmt(name, value), _delta(value, base)
+            if d:
+                shown += f' <span class="{_delta_class(name, d)}">({d})</span>'
+            cells.append(f'<td data-v="{"" if math.isnan(value) else f"{value:.6f}"}">{shown}</td>')
+        rows.append("<tr>" + "".join(cells) + "</tr>")
+    unknown = (f"<p class='muted'>{report.unknown_class_examples:.0f} eval examples have a label of no known "
+               "class: each counts as a miss for accuracy.</p>") if report.unknown_class_examples else ""
+    return ("<h2>Per class (overall)</h2><div class='scroll'><table id='classes' class='sortable'>"
+            "<thead><tr><th>class</th><th>examples</th><th>precision</th><th>recall</th></tr></thead>"
+            f"<tbody>{''.join(rows)}</tbody></table></div>{unknown}"
+            "<p class='muted'>Precision: of the examples predicted as the class (highest probability), the share "
+            "that are; recall: of the examples of the class, the share predicted as it.</p>")
+
+
+FOOTNOTES = {
+    "binary": "FPR/FNR/PPR/FDR: false positive, false negative, predicted positive and false discovery rate at "
+              "the given decision threshold (fairness indicators).",
+    "multiclass": "accuracy: share of examples whose most probable class is the label; log_loss: mean -log of the "
+                  "probability given to the true class.",
+    "regression": "r2: 1 - SSE/SST within the slice (its own label variance, so a slice with little spread can "
+                  "score low with small errors); errors are in the label's units. Residual = label - prediction.",
+}
+
+
 def render_html(report: Report) -> str:
     cols = _table_columns(report)
+    view = report.view
     verdict_cls = "ok" if report.blessed else "bad"
     verdict = "BLESSED: the candidate passed every threshold and will be pushed." if report.blessed else \
         "NOT BLESSED: the candidate failed a threshold and is not pushed."
-    parts = [f"<h1>Model evaluation: slice report</h1><div class='muted'>{html.escape(report.source)}</div>",
+    parts = [f"<h1>Model evaluation: slice report</h1><div class='muted'>{html.escape(report.task)} model · "
+             f"{html.escape(report.source)}</div>",
              f"<div id='verdict' class='verdict {verdict_cls}'><b>{verdict}</b></div>"]
 
     gate_items = "".join(f'<li data-mark="{"✔" if ok else "✘"}" class="{"up" if ok else "down"}">{html.escape(text)}</li>'
@@ -104,33 +165,29 @@ def render_html(report: Report) -> str:
         parts.append("<p class='down'>" + "<br>".join(html.escape(f) for f in report.failures) + "</p>")
 
     cards = []
-    for name in HEADLINE:
+    for name in view.headline:
         v = report.overall.values.get(name)
         b = report.overall.baseline.get(name)
         d = _delta(v, b)
-        delta = f"<span class='{'down' if d.startswith('-') else 'up'}'>{d} vs baseline</span>" if d else \
+        delta = f"<span class='{_delta_class(name, d)}'>{d} vs baseline</span>" if d else \
             "<span class='muted'>no baseline</span>"
         cards.append(f"<div class='card'><span class='muted'>{name}</span><b>{_fmt(name, v)}</b>{delta}</div>")
     parts.append("<h2>Headline metrics (overall)</h2><div id='headline' class='cards'>" + "".join(cards) + "</div>")
+    parts.append("<div class='charts' id='task-charts'>" + "".join(c for c in _task_charts(report) if c) + "</div>")
+    parts.append(_classes_html(report))
 
-    charts_html = [charts.calibration(report.curves, report.baseline_curves),
-                   charts.curve(report.curves.roc, report.baseline_curves.roc if report.baseline_curves else None, "roc"),
-                   charts.curve(report.curves.pr, report.baseline_curves.pr if report.baseline_curves else None, "pr")]
-    parts.append("<div class='charts'>" + "".join(c for c in charts_html if c) + "</div>")
-
-    auc_min = next((g.min_value for g in report.gates if g.metric == "auc" and g.min_value is not None), None)
+    bound = _bound(report, view.rank)
     header = "".join(f"<th>{html.escape(_column_title(c))}</th>" for c in ["slice"] + cols)
     for spec, rows in report.specs.items():
-        n_bad = sum(1 for r in rows if "below threshold" in r.flags or "regressed" in r.flags)
-        body = "".join(_row_html(r, cols, report.has_baseline) for r in rows)
+        n_bad = sum(1 for r in rows if r.bad)
+        body = "".join(_row_html(r, cols, report.has_baseline, view.deltas) for r in rows)
         parts.append(
             f"<h2>By {html.escape(spec)} <span class='muted'>({len(rows)} slices, {n_bad} flagged)</span></h2>"
-            f"<div class='charts'>{charts.slice_bars(rows, 'auc', auc_min)}</div>"
+            f"<div class='charts'>{charts.slice_bars(rows, view.rank, bound)}</div>"
             f"<div class='scroll'><table class='sortable slices' data-spec='{html.escape(spec)}'>"
             f"<thead><tr>{header}</tr></thead><tbody>{body}</tbody></table></div>")
     parts.append(f"<p class='muted'>Slices with fewer than {report.small_slice_examples} examples are shown in "
-                 "italics and marked uncertain. FPR/FNR/PPR/FDR: false positive, false negative, predicted "
-                 "positive and false discovery rate at the given decision threshold (fairness indicators).</p>")
+                 f"italics and marked uncertain. {FOOTNOTES[report.task]}</p>")
 
     if report.statistics or report.anomalies:
         stats = "".join(
@@ -147,24 +204,57 @@ def render_html(report: Report) -> str:
             f"<body><main>{''.join(parts)}</main><script>{SORT_JS}</script></body></html>")
 
 
+def _markdown_worst(report: Report, worst: int) -> list[str]:
+    rank = report.view.rank
+    rows = report.worst_slices(rank, worst)
+    if not rows:
+        return []
+    if report.task == "binary":
+        title, shown = "AUC", ("auc", "binary_accuracy")
+        head = "| slice | examples | AUC | accuracy | flags |"
+    else:
+        title, shown = rank, tuple(c for c in report.view.table if c != "example_count")
+        head = "| slice | examples | " + " | ".join(shown) + " | flags |"
+    lines = ["", f"**Worst slices by {title}** (at least {report.small_slice_examples} examples):", "",
+             head, "|---|---:|" + "---:|" * len(shown) + "---|"]
+    for r in rows:
+        lines.append(f"| {r.name} | {r.count} | " + " | ".join(_fmt(c, r.values.get(c)) for c in shown)
+                     + f" | {', '.join(r.flags) or ''} |")
+    return lines
+
+
+def _markdown_classes(report: Report, limit: int = 12) -> list[str]:
+    if not report.classes:
+        return []
+    lines = ["", "| class | examples | precision | recall |", "|---|---:|---:|---:|"]
+    for c in report.classes:
+        lines.append(f"| {c.name} | {c.support:.0f} | {_fmt('precision', c.precision)} | {_fmt('recall', c.recall)} |")
+    k = len(report.classes)
+    if k <= limit and report.confusion:
+        names = [c.name for c in report.classes]
+        lines += ["", "Confusion matrix (rows: true class, columns: predicted):", "",
+                  "| true \\ predicted | " + " | ".join(names) + " |", "|---|" + "---:|" * k]
+        for name, row in zip(names, report.confusion):
+            lines.append(f"| {name} | " + " | ".join(f"{v:.0f}" for v in row) + " |")
+    if report.unknown_class_examples:
+        lines += ["", f"{report.unknown_class_examples:.0f} eval example(s) have a label of no known class "
+                      "(each counts as a miss for accuracy)."]
+    return lines
+
+
 def render_markdown(report: Report, worst: int = 5) -> str:
     icon = "✅" if report.blessed else "❌"
     lines = [f"## {icon} Model {'blessed' if report.blessed else 'NOT blessed'}", ""]
     for text, ok in report.gate_results():
         lines.append(f"- {'✔' if ok else '✘'} {text}")
     lines += ["", "| metric | candidate | baseline | change |", "|---|---:|---:|---:|"]
-    for name in HEADLINE:
+    for name in report.view.headline:
         v, b = report.overall.values.get(name), report.overall.baseline.get(name)
         lines.append(f"| {name} | {_fmt(name, v)} | {_fmt(name, b) if b is not None else '–'} | {_delta(v, b) or '–'} |")
-    rows = report.worst_slices("auc", worst)
-    if rows:
-        lines += ["", f"**Worst slices by AUC** (at least {report.small_slice_examples} examples):", "",
-                  "| slice | examples | AUC | accuracy | flags |", "|---|---:|---:|---:|---|"]
-        for r in rows:
-            lines.append(f"| {r.name} | {r.count} | {_fmt('auc', r.values.get('auc'))} | "
-                         f"{_fmt('binary_accuracy', r.values.get('binary_accuracy'))} | {', '.join(r.flags) or ''} |")
-    flagged = sum(1 for rs in report.specs.values() for r in rs if "below threshold" in r.flags or "regressed" in r.flags)
-    lines += ["", f"{flagged} slice(s) below a threshold or regressed; full per-slice tables and plots in `report.html`."]
+    lines += _markdown_classes(report)
+    lines += _markdown_worst(report, worst)
+    flagged = sum(1 for rs in report.specs.values() for r in rs if r.bad)
+    lines += ["", f"{flagged} slice(s) outside a threshold or regressed; full per-slice tables and plots in `report.html`."]
     return "\n".join(lines) + "\n"
 
 
