@@ -4,10 +4,13 @@ PY := $(RUNTIME) run python
 CONFIG ?= configs/local.toml
 ARGS ?=
 
-.PHONY: run test test-fast bench serve versions rollback report notebooks compile golden kfp-local runtime shell lock data clean clean-runtime
+.PHONY: run run-portable test test-fast bench serve versions rollback report notebooks compile golden kfp-local runtime shell lock data clean clean-runtime
 
 run: ## the whole DAG locally on the bundled data
 	$(PY) local_runner.py --config $(CONFIG) $(ARGS)
+
+run-portable: ## the DAG with its Beam work on Beam's PortableRunner (local job service, SDK workers in other processes)
+	$(PY) -m portable --config $(CONFIG) $(ARGS)
 
 test: ## every test, the end-to-end DAG included (what CI runs)
 	$(RUNTIME) run python -m pytest $(ARGS)

@@ -27,6 +27,7 @@ import argparse
 import logging
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import sysconfig
@@ -191,10 +192,19 @@ def launch(args) -> int:
 
 def run_workers(python: str, worker_ids: list[str], env: dict) -> int:
     """One harness per worker id, each restarted after a crash up to three times."""
-    procs = {}
-    for worker_id in worker_ids:
-        procs[worker_id] = (subprocess.Popen([python, "-m", HARNESS], env=dict(env, WORKER_ID=worker_id),
-                                             stdout=sys.stderr), 1)
+    def start(worker_id):
+        return subprocess.Popen([python, "-m", HARNESS], env=dict(env, WORKER_ID=worker_id), stdout=sys.stderr)
+
+    procs = {worker_id: (start(worker_id), 1) for worker_id in worker_ids}
+    try:
+        return _wait(procs, start)
+    finally:
+        for proc, _ in procs.values():
+            proc.terminate()
+            proc.wait()
+
+
+def _wait(procs: dict, start) -> int:
     status = 0
     while procs:
         for worker_id, (proc, tries) in list(procs.items()):
@@ -202,8 +212,7 @@ def run_workers(python: str, worker_ids: list[str], env: dict) -> int:
             del procs[worker_id]
             if code and tries < 4:
                 LOG.warning("Python (worker %s) exited %d times: %s; restarting", worker_id, tries, code)
-                procs[worker_id] = (subprocess.Popen([python, "-m", HARNESS], env=dict(env, WORKER_ID=worker_id),
-                                                     stdout=sys.stderr), tries + 1)
+                procs[worker_id] = (start(worker_id), tries + 1)
             elif code:
                 LOG.error("Python (worker %s) exited %d times: %s; out of retries", worker_id, tries, code)
                 status = 1
@@ -215,6 +224,9 @@ def main(argv=None) -> int:
     # everything goes to stderr.
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s beam-boot %(message)s")
     args = parse_args(argv)
+    # boot.go traps SIGTERM to stop its workers and remove the venv: here SystemExit
+    # unwinds through run_workers() and launch()'s cleanup.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     if args.worker_pool:
         return worker_pool(args.service_port)
     return launch(args)
