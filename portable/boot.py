@@ -118,9 +118,7 @@ def make_venv(base: str, worker_id: str) -> str:
     venv = os.path.join(base, f"beam-venv-worker-{worker_id}")
     shutil.rmtree(venv, ignore_errors=True)
     subprocess.check_call([sys.executable, "-m", "venv", "--without-pip", venv])
-    site = subprocess.check_output(
-        [os.path.join(venv, "bin", "python"), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
-        text=True).strip()
+    site = sysconfig.get_path("purelib", vars={"base": venv, "platbase": venv})
     with open(os.path.join(site, "_beam_boot_base.pth"), "w") as f:
         f.write(sysconfig.get_path("purelib") + "\n")
     return venv
@@ -134,6 +132,12 @@ def pip(python: str, args: list[str], log) -> None:
 
 def install(python: str, files: list[str], staged: str, log) -> None:
     """installSetupPackages: requirements, then extra packages, then the workflow tarball."""
+    from importlib import metadata
+
+    try:  # boot.go refuses an environment without Beam before installing anything
+        metadata.version("apache-beam")
+    except metadata.PackageNotFoundError:
+        raise RuntimeError("Apache Beam is not installed in the runtime environment") from None
     if REQUIREMENTS_FILE in files:
         pip(python, ["-r", os.path.join(staged, REQUIREMENTS_FILE), "--find-links", staged], log)
     if EXTRA_PACKAGES_FILE in files:
