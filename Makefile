@@ -4,10 +4,13 @@ PY := $(RUNTIME) run python
 CONFIG ?= configs/local.toml
 ARGS ?=
 
-.PHONY: run schema test test-fast bench serve versions rollback report notebooks compile golden kfp-local runtime shell lock data clean clean-runtime
+.PHONY: run run-portable schema test test-fast bench serve versions rollback report notebooks compile golden kfp-local runtime shell lock data clean clean-runtime
 
 run: ## the whole DAG locally on the bundled data
 	$(PY) local_runner.py --config $(CONFIG) $(ARGS)
+
+run-portable: ## the DAG with its Beam work on Beam's PortableRunner (local job service, SDK workers in other processes)
+	$(PY) -m portable --config $(CONFIG) $(ARGS)
 
 schema: ## infer an editable schema from your TFRecords: ARGS="--input-base DIR --label NAME --output schemas/mine.pbtxt"
 	$(PY) -m pipeline.infer_schema $(ARGS)

@@ -14,7 +14,7 @@ import glob
 import logging
 import os
 
-from pipeline.config import PipelineConfig
+from pipeline.config import BEAM_COMPONENTS, PipelineConfig, beam_runner_of
 
 LOG = logging.getLogger(__name__)
 AUTO = "--direct_running_mode=auto"
@@ -72,3 +72,53 @@ def plan(cfg: PipelineConfig, size: int | None = None,
 def resolve(cfg: PipelineConfig, size: int | None = None, cores: int | None = None) -> list[str]:
     """The pipeline-level half of plan()."""
     return plan(cfg, size, cores)[0]
+
+
+# Each runner's Beam arguments, filled from the configuration (docs/scale-out.md).
+# Dataflow runs every worker in the pipeline image (custom container: the project, TFX and
+# the Beam SDK are already there, so nothing is staged and TFX builds no package of itself).
+_DATAFLOW = ["--runner=DataflowRunner", "--project={dataflow_project}", "--region={dataflow_region}",
+             "--temp_location={dataflow_temp_location}", "--sdk_container_image={worker_image}",
+             "--sdk_location=container"]
+_PORTABLE = ["--runner=PortableRunner", "--job_endpoint={portable_job_endpoint}",
+             "--environment_type={portable_environment_type}"]
+RUNNER_ARGS = {"dataflow": _DATAFLOW, "flink": _PORTABLE, "spark": _PORTABLE, "portable": _PORTABLE}
+# DOCKER workers run an image; naming it as --sdk_container_image too tells TFX that the
+# workers have their dependencies (tfx/utils/dependency_utils.py make_beam_dependency_flags),
+# so it does not stage an sdist of TFX for them to reinstall.
+ENVIRONMENT_ARGS = {
+    "DOCKER": ["--environment_config={docker_image}", "--sdk_container_image={docker_image}"],
+    "EXTERNAL": ["--environment_config={portable_environment_config}"],
+    "PROCESS": ["--environment_config={portable_environment_config}"],
+    "LOOPBACK": [],
+}
+
+
+def runner_args(cfg: PipelineConfig, runner: str) -> list[str]:
+    """One runner's Beam arguments (none for direct: beam_args / plan() decide those)."""
+    if runner == "direct":
+        return []
+    worker_image = cfg.beam_worker_image or cfg.image
+    values = {**{f: getattr(cfg, f) for f in ("dataflow_project", "dataflow_region", "dataflow_temp_location",
+                                              "portable_job_endpoint", "portable_environment_type",
+                                              "portable_environment_config")},
+              "worker_image": worker_image, "docker_image": cfg.portable_environment_config or worker_image}
+    template = RUNNER_ARGS[runner]
+    if template is _PORTABLE:
+        template = template + ENVIRONMENT_ARGS[cfg.portable_environment_type]
+    return [a.format(**values) for a in template] + list(cfg.beam_runner_args)
+
+
+def component_args(cfg: PipelineConfig, per_node: dict[str, list[str]]) -> dict[str, list[str]]:
+    """{Beam component id: its own Beam args}: plan()'s for a direct component, its runner's
+    otherwise, then beam_component_args. Appended after the pipeline's args, so they win."""
+    out = {}
+    for node in BEAM_COMPONENTS:
+        runner = beam_runner_of(cfg, node)
+        args = per_node.get(node, []) if runner == "direct" else runner_args(cfg, runner)
+        args = args + list(cfg.beam_component_args.get(node, []))
+        if args:
+            out[node] = args
+    if any(beam_runner_of(cfg, n) != "direct" for n in BEAM_COMPONENTS):
+        LOG.info("Beam runners: %s", ", ".join(f"{n} {beam_runner_of(cfg, n)}" for n in BEAM_COMPONENTS))
+    return out

@@ -112,6 +112,29 @@ class PipelineConfig:
     # paths in a compiled spec point there.
     image_workdir: str = "/pipeline"
 
+    # Where the Beam components run their Beam work (docs/scale-out.md): "direct" (in the
+    # component's own process or pod, with beam_args / kubeflow_beam_args), "dataflow", or
+    # through Beam's PortableRunner: "flink", "spark", "portable" (any Beam job service).
+    # beam_runners sets components apart by id, e.g. {Evaluator = "direct"}.
+    beam_runner: str = "direct"
+    beam_runners: dict[str, str] = field(default_factory=dict)
+    # Appended for every component on a non-direct runner, then per component id (e.g.
+    # Dataflow's --machine_type / --max_num_workers, or --extra_package=WHEEL to stage
+    # the project for workers whose image lacks it).
+    beam_runner_args: list[str] = field(default_factory=list)
+    beam_component_args: dict[str, list[str]] = field(default_factory=dict)
+    # The SDK workers' container on Dataflow and for DOCKER workers (empty: `image`).
+    beam_worker_image: str = ""
+    dataflow_project: str = ""
+    dataflow_region: str = ""
+    dataflow_temp_location: str = ""       # gs://BUCKET/PATH: Dataflow's staging and temp files
+    portable_job_endpoint: str = ""        # HOST:PORT of the Flink / Spark job server
+    # DOCKER: workers run portable_environment_config (empty: beam_worker_image);
+    # EXTERNAL: a worker pool at portable_environment_config (HOST:PORT);
+    # PROCESS: portable_environment_config is {"command": "/opt/apache/beam/boot"}.
+    portable_environment_type: str = "DOCKER"
+    portable_environment_config: str = ""
+
     # Where a relative path is resolved; not itself a pipeline setting.
     base_dir: str = field(default=str(PROJECT_DIR), repr=False)
     # What loading the configuration decided that the user should read (e.g. a dropped
@@ -137,6 +160,18 @@ class PipelineConfig:
 
 
 INFRA_VALIDATOR_RUNNERS = ("local", "local_docker", "kubernetes")
+# The components that run Beam pipelines, and what each Beam runner needs set.
+BEAM_COMPONENTS = ("ImportExampleGen", "StatisticsGen", "Transform", "Evaluator")
+_PORTABLE = ("portable_job_endpoint",)
+BEAM_RUNNER_NEEDS = {
+    "direct": (),
+    "dataflow": ("dataflow_project", "dataflow_region", "dataflow_temp_location"),
+    "flink": _PORTABLE,
+    "spark": _PORTABLE,
+    "portable": _PORTABLE,
+}
+# Which environment types need portable_environment_config (DOCKER defaults to the image).
+PORTABLE_ENVIRONMENT_NEEDS_CONFIG = {"DOCKER": False, "EXTERNAL": True, "PROCESS": True, "LOOPBACK": False}
 # The Evaluator derives threshold metrics from a prediction histogram of this bucket width
 # (pipeline/histogram_metrics.py; kept here so loading a config imports no TFMA).
 THRESHOLD_STEP = 1e-4
@@ -217,6 +252,7 @@ def validate(cfg: PipelineConfig, check_files: bool = True) -> PipelineConfig:
                           f"(the resolution of the Evaluator's prediction histogram), got {off_grid}")
     _validate_serving(cfg)
     _validate_splits(cfg)
+    _validate_beam_runners(cfg)
     for name in ("pipeline_root", "metadata_path", "serving_dir", "input_base", "schema_path"):
         if not getattr(cfg, name):
             raise ConfigError(f"{name}: must not be empty")
@@ -235,6 +271,52 @@ def _validate_serving(cfg: PipelineConfig) -> None:
     for name in ("serving_rest_port", "serving_grpc_port"):
         if not 0 <= getattr(cfg, name) <= 65535:
             raise ConfigError(f"{name}: must be a port within [0, 65535], got {getattr(cfg, name)}")
+
+
+def beam_runner_of(cfg: PipelineConfig, component_id: str) -> str:
+    return cfg.beam_runners.get(component_id, cfg.beam_runner)
+
+
+def _validate_beam_runners(cfg: PipelineConfig) -> None:
+    """Every option a chosen runner needs is set, before any component runs."""
+    known = ", ".join(BEAM_RUNNER_NEEDS)
+    if cfg.beam_runner not in BEAM_RUNNER_NEEDS:
+        raise ConfigError(f"beam_runner: one of {known}, got {cfg.beam_runner!r}")
+    for name in ("beam_runners", "beam_component_args"):
+        for component in getattr(cfg, name):
+            if component not in BEAM_COMPONENTS:
+                raise ConfigError(f"{name}.{component}: not a Beam component (one of {', '.join(BEAM_COMPONENTS)})")
+    for component, runner in cfg.beam_runners.items():
+        if runner not in BEAM_RUNNER_NEEDS:
+            raise ConfigError(f"beam_runners.{component}: one of {known}, got {runner!r}")
+    for name, args in [("beam_runner_args", cfg.beam_runner_args)] + [
+            (f"beam_component_args.{c}", a) for c, a in cfg.beam_component_args.items()]:
+        if not isinstance(args, list) or any(not isinstance(a, str) or not a.startswith("--") for a in args):
+            raise ConfigError(f"{name}: must be a list of --flag=value Beam arguments, got {args!r}")
+    used: dict[str, list[str]] = {}
+    for component in BEAM_COMPONENTS:
+        used.setdefault(beam_runner_of(cfg, component), []).append(component)
+    for runner, components in used.items():
+        for needed in BEAM_RUNNER_NEEDS[runner]:
+            if not getattr(cfg, needed):
+                raise ConfigError(f"{needed}: needed for the {runner} runner ({', '.join(components)})")
+    if "dataflow" in used:
+        for name in ("dataflow_temp_location", "pipeline_root"):
+            if not getattr(cfg, name).startswith("gs://"):
+                raise ConfigError(f"{name}: Dataflow's workers read and write it: use gs://..., "
+                                  f"got {getattr(cfg, name)!r}")
+    if used.keys() & {"flink", "spark", "portable"}:
+        host, _, port = cfg.portable_job_endpoint.rpartition(":")
+        if not host or not port.isdigit():
+            raise ConfigError(f"portable_job_endpoint: HOST:PORT of the job server, got {cfg.portable_job_endpoint!r}")
+        kind = cfg.portable_environment_type
+        if kind not in PORTABLE_ENVIRONMENT_NEEDS_CONFIG:
+            raise ConfigError(f"portable_environment_type: one of {', '.join(PORTABLE_ENVIRONMENT_NEEDS_CONFIG)}, "
+                              f"got {kind!r}")
+        if PORTABLE_ENVIRONMENT_NEEDS_CONFIG[kind] and not cfg.portable_environment_config:
+            raise ConfigError(f"portable_environment_config: needed for portable_environment_type {kind}")
+    if any(c.isspace() for c in cfg.beam_worker_image):
+        raise ConfigError(f"beam_worker_image: must be an image reference without spaces, got {cfg.beam_worker_image!r}")
 
 
 def split_image(reference: str) -> tuple[str, str, str]:

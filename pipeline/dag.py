@@ -195,7 +195,8 @@ def create_pipeline(cfg: PipelineConfig, metadata_connection_config=None,
         beam_args, node_beam_args = beam.plan(cfg)
         if kubeflow:  # sized from this machine's cores: not for the cluster's pods
             node_beam_args = {}
-    for component in (example_gen, statistics_gen, transform):
+    node_beam_args = beam.component_args(cfg, node_beam_args)  # runner presets (docs/scale-out.md)
+    for component in (example_gen, statistics_gen, transform, evaluator):
         if component.id in node_beam_args:
             component.with_beam_pipeline_args(node_beam_args[component.id])
 
