@@ -65,6 +65,9 @@ def gates_for(task: str, thresholds: dict, max_drop: dict) -> tuple[dict, dict]:
                             f"(known: {', '.join(sorted(known))})")
         if isinstance(drop, bool) or not isinstance(drop, (int, float)) or drop < 0:
             raise GateError(f"max_drop.{name}: expected a number >= 0, got {drop!r}")
+    # Always one value gate: TFMA blesses nothing when no threshold applies (a first run
+    # has no baseline, so max_drop alone would leave none), and an empty eval split must not pass.
+    thresholds = {"example_count": {"min": 1}, **thresholds}
     return ({k: {b: float(v) for b, v in bounds.items()} for k, bounds in thresholds.items()},
             {k: float(v) for k, v in max_drop.items()})
 

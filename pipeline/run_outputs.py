@@ -136,8 +136,8 @@ def describe_failures(validation) -> list[str]:
             shown = f"{value:+.4f}" if f.metric_key.is_diff else f"{value:.4f}"
             lines.append(f"{_metric_label(f.metric_key)} = {shown}, "
                          f"needs {_bound_text(f.metric_threshold)} [{slice_name}]")
-    if validation.missing_thresholds:
-        lines.append(f"{len(validation.missing_thresholds)} threshold(s) could not be computed")
+    if validation.missing_thresholds:  # a bool in TFMA's ValidationResult
+        lines.append("no threshold could be checked (TFMA blesses nothing without one)")
     return lines
 
 

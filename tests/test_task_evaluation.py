@@ -332,7 +332,7 @@ def test_binary_keeps_its_metrics_and_default_gates(binary_run):
     for name in ("auc_precision_recall", "precision", "recall", "mean_label", "mean_prediction", "calibration"):
         assert ("", name) in got
     defaults = gates.gates_for("binary", {}, {})
-    assert defaults == ({"auc": {"min": 0.5}}, {"auc": 0.01})
+    assert defaults == ({"example_count": {"min": 1}, "auc": {"min": 0.5}}, {"auc": 0.01})
     import tensorflow_model_analysis as tfma
 
     assert tfma.load_validation_result(binary_run.output).validation_ok
@@ -375,10 +375,16 @@ def test_bad_gates_name_the_field(thresholds, max_drop, field_name):
         evaluation.eval_config(_cfg(thresholds, max_drop), _plan("regression"))
 
 
+def test_a_first_run_with_only_max_drop_gates_still_has_a_value_gate():
+    """TFMA blesses nothing when no threshold applies; a first run has no baseline."""
+    thresholds, _ = gates.gates_for("multiclass", {}, {"accuracy": 0.01})
+    assert thresholds == {"example_count": {"min": 1}}
+
+
 def test_describe_says_which_way_each_gate_goes():
     text = gates.describe("regression", *gates.gates_for("regression", {"r2": {"min": 0.6}},
                                                         {"root_mean_squared_error": 0.1}))
-    assert text == "r2 >= 0.6; root_mean_squared_error rise <= 0.1 vs the last blessed model"
+    assert text == "example_count >= 1; r2 >= 0.6; root_mean_squared_error rise <= 0.1 vs the last blessed model"
 
 
 # --- the slice report -----------------------------------------------------------------------
