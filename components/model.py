@@ -42,8 +42,8 @@ def build_keras_model(hidden_units: tuple[int, ...] = (64, 32, 16), learning_rat
 def serving_signatures(model: tf.keras.Model, tf_transform_output) -> dict:
     """`serving_default` takes serialized tf.Examples without the label and returns
     probabilities; `classification` is the same model in the shape TF Serving's Classify API
-    needs (one string input; `classes` ["0", "1"] and their `scores`), so Classify works on
-    the real TF Serving too; `transform_features` is what TFMA uses to get the label and
+    needs (one string input named `inputs`; `classes` ["0", "1"] and their `scores`), so
+    Classify works on the real TF Serving too; `transform_features` is what TFMA uses to get the label and
     features."""
     model.tft_layer = tf_transform_output.transform_features_layer()
     raw_spec = tf_transform_output.raw_feature_spec()
@@ -55,7 +55,9 @@ def serving_signatures(model: tf.keras.Model, tf_transform_output) -> dict:
         transformed.pop(F.LABEL_XF, None)
         return {"probabilities": model(transformed)}
 
-    @tf.function(input_signature=[tf.TensorSpec(shape=[None], dtype=tf.string, name="examples")])
+    # TF Serving's Classify feeds the signature's single input, which must be named "inputs"
+    # (tensorflow_serving/servables/tensorflow/classifier.cc:194-199).
+    @tf.function(input_signature=[tf.TensorSpec(shape=[None], dtype=tf.string, name="inputs")])
     def classify_tf_examples(serialized):
         big_tip = serve_tf_examples(serialized)["probabilities"]  # [batch, 1]
         scores = tf.concat([1.0 - big_tip, big_tip], axis=1)
