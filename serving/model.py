@@ -36,7 +36,7 @@ REGRESS_METHOD = "tensorflow/serving/regress"
 CLASSIFY_INPUTS, CLASSIFY_CLASSES, CLASSIFY_SCORES = "inputs", "classes", "scores"  # signature_constants
 REGRESS_INPUTS, REGRESS_OUTPUTS = "inputs", "outputs"
 WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
-MAX_WARMUP_RECORDS = 1000  # TF Serving's limit
+MAX_WARMUP_RECORDS = 1000  # WarmupConsts::kMaxNumRecords (servables/tensorflow/saved_model_warmup_util.h:33)
 _CODE_NAMES = {1: "CANCELLED", 2: "UNKNOWN", 3: "INVALID_ARGUMENT", 4: "DEADLINE_EXCEEDED", 5: "NOT_FOUND",
                6: "ALREADY_EXISTS", 7: "PERMISSION_DENIED", 8: "RESOURCE_EXHAUSTED", 9: "FAILED_PRECONDITION",
                10: "ABORTED", 11: "OUT_OF_RANGE", 12: "UNIMPLEMENTED", 13: "INTERNAL", 14: "UNAVAILABLE",
@@ -298,14 +298,18 @@ class LoadedModel:
 
     # -- Warm-up ----------------------------------------------------------------------------------
     def warm_up(self) -> int:
-        """Replay assets.extra/tf_serving_warmup_requests like TF Serving does before a
-        version becomes AVAILABLE: a failing request fails the load."""
+        """Replay assets.extra/tf_serving_warmup_requests before the version becomes
+        AVAILABLE (servables/tensorflow/saved_model_warmup_util.cc:100-133): a failing
+        request, an unparsable record or more than 1,000 records fail the load."""
         path = os.path.join(self.path, WARMUP_FILE)
         if not os.path.exists(path):
             return 0
         count = 0
-        for record in tf.data.TFRecordDataset(path).take(MAX_WARMUP_RECORDS):
-            log = prediction_log_pb2.PredictionLog.FromString(record.numpy())
+        for record in tf.data.TFRecordDataset(path):
+            try:
+                log = prediction_log_pb2.PredictionLog.FromString(record.numpy())
+            except Exception:
+                raise invalid(f"Failed to parse warmup record: {record.numpy()[:80]!r} from {path}") from None
             kind = log.WhichOneof("log_type")
             if kind == "predict_log":
                 self.predict(log.predict_log.request)
@@ -316,6 +320,8 @@ class LoadedModel:
             else:
                 raise ServingError("UNIMPLEMENTED", f"unsupported warm-up log type {kind}")
             count += 1
+            if count > MAX_WARMUP_RECORDS:
+                raise invalid(f"Number of warmup records exceeds the maximum ({MAX_WARMUP_RECORDS}) at {path}")
         LOG.info("%s version %d: replayed %d warm-up requests", self.name, self.version, count)
         return count
 
