@@ -137,11 +137,17 @@ def test_saved_model_signatures(transformed, tmp_path):
     assert probs.shape == (len(ROWS), 1)
     assert bool(tf.reduce_all((probs >= 0) & (probs <= 1)))
 
-    # Classification (TF Serving's Classify): classes "0"/"1" with scores 1-p and p.
-    classified = loaded.signatures["classification"](examples=tf.constant(without_label))
+    # Classification (TF Serving's Classify, which feeds the one input named "inputs"):
+    # classes "0"/"1" with scores 1-p and p.
+    classified = loaded.signatures["classification"](inputs=tf.constant(without_label))
     assert classified["classes"].numpy().tolist() == [[b"0", b"1"]] * len(ROWS)
     np.testing.assert_allclose(classified["scores"].numpy()[:, 1], probs.numpy()[:, 0], atol=1e-7)
     np.testing.assert_allclose(classified["scores"].numpy().sum(axis=1), 1.0, atol=1e-6)
+
+    # The export is what TF Serving's Predict and Classify accept (serving/signatures.py).
+    from serving.signatures import check_exported_signatures
+
+    check_exported_signatures(str(tmp_path / "m"))
 
     # TFMA's signature yields the label from full examples.
     feats = loaded.signatures["transform_features"](examples=tf.constant([to_example(r) for r in ROWS]))

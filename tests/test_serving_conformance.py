@@ -169,6 +169,25 @@ def test_cors_preflight(server):
     assert (status, data) == (400, b"")
 
 
+def test_cors_headers_with_enable_cors_support(model_dir):
+    # --enable_cors_support adds three headers to every answer, preflight included
+    # (TFS/model_servers/http_rest_api_util.cc:40-44, http_server.cc:387-389)
+    from serving.repository import ModelRepository
+    from serving.rest import start_rest_server
+
+    repository = ModelRepository(MODEL, str(model_dir))
+    repository.load_first()
+    http_server, port = start_rest_server(repository, "127.0.0.1", 0, enable_cors_support=True)
+    try:
+        for method, headers in (("OPTIONS", {"Origin": "http://localhost:3000"}), ("GET", {})):
+            status, answer_headers, _ = request(port, method, f"/v1/models/{MODEL}", None, headers)
+            assert status == 200
+            assert (answer_headers["access-control-allow-origin"], answer_headers["access-control-allow-methods"],
+                    answer_headers["access-control-allow-headers"]) == ("*", "POST, GET", "Content-Type")
+    finally:
+        http_server.shutdown()
+
+
 def test_gzip_request_body_is_inflated(server, reference):
     # auto_uncompress_input defaults to true (TFS/util/net_http/server/public/httpserver_interface.h:108-123,
     # TFS/util/net_http/server/internal/evhttp_request.cc:259-267)
