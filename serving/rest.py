@@ -200,6 +200,7 @@ class RestHandler(BaseHTTPRequestHandler):
     api: RestApi  # set by start_rest_server
     cors: bool = False
     protocol_version = "HTTP/1.1"  # keep-alive, as libevent
+    disable_nagle_algorithm = True  # headers and body are two writes; without this each answer waits ~40 ms
     server_version = "tf-serving-standin"
     sys_version = ""
 
