@@ -275,7 +275,8 @@ def _add_to_feature(value, name: str, feature: tf.train.Feature) -> None:
         feature.bytes_list.value.append(value.encode("utf-8", "surrogateescape"))
     elif is_double(value):
         need("float_list")
-        feature.float_list.value.append(float(np.float32(value)) if np.isfinite(value) else value)
+        with np.errstate(over="ignore"):  # rapidjson's GetFloat: a double beyond float32 becomes +-inf
+            feature.float_list.value.append(float(np.float32(value)))
     else:
         need("int64_list")
         if value > INT64_MAX:
@@ -327,10 +328,10 @@ def _write_value(writer: tf_json.PrettyWriter, value, dtype: int, as_bytes: bool
         if as_bytes:  # a "..._bytes" output: {"b64": ...}
             writer.start(False)
             writer.key("b64")
-            writer.scalar(tf_json._json_string(tf_json.b64encode(value)))
+            writer.scalar(tf_json.json_string(tf_json.b64encode(value)))
             writer.end()
         else:
-            writer.scalar(tf_json._json_string(value))
+            writer.scalar(tf_json.json_string(value))
     elif dtype == types_pb2.DT_BOOL:
         writer.scalar(b"true" if value else b"false")
     elif dtype in (types_pb2.DT_INT32, types_pb2.DT_INT16, types_pb2.DT_INT8, types_pb2.DT_UINT8,

@@ -27,7 +27,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import unquote_to_bytes
 
 from google.protobuf import json_format
-from tensorflow_serving.apis import get_model_metadata_pb2, get_model_status_pb2
+from tensorflow_serving.apis import (classification_pb2, get_model_metadata_pb2, get_model_status_pb2,
+                                     regression_pb2)
 
 from serving import json_tensor, tf_json
 from serving.model import ServingError, invalid
@@ -55,6 +56,11 @@ _REASONS = {400: "Bad Request", 404: "Not Found", 501: "Not Implemented"}
 INT64_MAX = 2 ** 63 - 1
 
 
+class NoBodyError(ServingError):
+    """A ParseModelInfo error: ProcessRequest returns it before MakeJsonFromStatus, so the
+    answer has no body (http_rest_api_handler.cc:80-82, 107)."""
+
+
 def _decode_arg(text: str) -> str:
     """DecodeArg (http_rest_api_util.cc:69-88): curl_easy_unescape, %XX only ("+" stays)."""
     return unquote_to_bytes(text).decode("utf-8", "surrogateescape")
@@ -70,12 +76,15 @@ class RestApi:
         try:
             output = self._dispatch(method, path, body)
             return 200, output
+        except NoBodyError as e:
+            return HTTP_STATUS.get(e.code, 500), b""
         except ServingError as e:
-            if getattr(e, "no_body", False):  # a ParseModelInfo error returns before MakeJsonFromStatus
-                return HTTP_STATUS.get(e.code, 500), b""
             return HTTP_STATUS.get(e.code, 500), tf_json.error_body(e.message)
         except RecursionError:
             return 400, tf_json.error_body("JSON Parse error: nesting too deep")
+        except Exception as e:  # a fault here must still answer, never drop the connection
+            LOG.exception("%s %s failed", method, path)
+            return 500, tf_json.error_body(f"{type(e).__name__}: {e}")
 
     def _dispatch(self, method: str, path: str, body: bytes) -> bytes:
         malformed = invalid(f"Malformed request: {method} {path}")  # http_rest_api_handler.cc:74-75
@@ -110,9 +119,7 @@ class RestApi:
         if match.group(2):
             version = int(match.group(2))
             if version > INT64_MAX:
-                error = invalid(f"Failed to convert version: {match.group(2)} to numeric.")
-                error.no_body = True
-                raise error
+                raise NoBodyError("INVALID_ARGUMENT", f"Failed to convert version: {match.group(2)} to numeric.")
         if match.group(3):
             label = _decode_arg(match.group(3))
         return name, version, label
@@ -144,16 +151,12 @@ class RestApi:
 
     def classify(self, name, version, label, body: bytes) -> bytes:
         """ProcessClassifyRequest (http_rest_api_handler.cc:111-130)."""
-        from tensorflow_serving.apis import classification_pb2
-
         request = self._examples_request(classification_pb2.ClassificationRequest(), name, version, label, body)
         response = self.repository.get(name, version, label).classify(request)
         return json_tensor.classification_response(response.result)
 
     def regress(self, name, version, label, body: bytes) -> bytes:
         """ProcessRegressRequest (http_rest_api_handler.cc:132-150)."""
-        from tensorflow_serving.apis import regression_pb2
-
         request = self._examples_request(regression_pb2.RegressionRequest(), name, version, label, body)
         response = self.repository.get(name, version, label).regress(request)
         return json_tensor.regression_response(response.result)

@@ -1,7 +1,8 @@
 """TF Serving's JSON: how its REST API reads request bodies and writes answers.
 
-TF Serving parses with rapidjson (iterative, NaN/Inf allowed, stops after the first value:
-tensorflow_serving/util/json_tensor.cc:483-485) and writes with rapidjson's PrettyWriter.
+TF Serving parses with rapidjson 1.1.0 (tensorflow_serving/workspace.bzl:54; iterative,
+NaN/Inf allowed, stops after the first value: util/json_tensor.cc:483-485; reader.h's
+IterativeParse, ParseNumber and ParseStringToStream give the errors and offsets) and writes with rapidjson's PrettyWriter.
 What a client can observe of that is reproduced here from those rules, not from its code:
 
 * which documents parse, and the parse error text ("JSON Parse error: <rapidjson's English
@@ -243,8 +244,8 @@ class _Parser:
                     self.error("Invalid escape character in string.", at)
             elif c == 0:
                 self.error("Missing a closing quotation mark in string.")
-            elif c < 0x20:
-                self.error("Invalid encoding in string.")
+            elif c < 0x20:  # rapidjson 1.1.0 (TF Serving's, workspace.bzl:54) calls this an escape error
+                self.error("Invalid escape character in string.")
             else:
                 out.append(c)
                 self.i += 1
@@ -307,7 +308,7 @@ class _Parser:
 
 
 # -- writing --------------------------------------------------------------------------------------
-def _json_string(value) -> bytes:
+def json_string(value) -> bytes:
     """rapidjson's Writer::String: quotes, backslash and control characters escaped,
     everything else (non-ASCII, even invalid UTF-8) written as the bytes it is."""
     raw = value if isinstance(value, bytes) else value.encode("utf-8", "surrogateescape")
@@ -420,7 +421,7 @@ class PrettyWriter:
         self.out += token
 
     def key(self, name):
-        self.scalar(_json_string(name))
+        self.scalar(json_string(name))
 
     def start(self, array: bool):
         self._check()
@@ -449,7 +450,7 @@ class PrettyWriter:
                 self.write(v)
             self.end()
         elif isinstance(value, (str, bytes)):
-            self.scalar(_json_string(value))
+            self.scalar(json_string(value))
         elif value is None:
             self.scalar(b"null")
         elif isinstance(value, bool):
