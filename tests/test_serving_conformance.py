@@ -11,6 +11,8 @@ from __future__ import annotations
 import gzip
 import json
 import shutil
+import subprocess
+import sys
 import time
 
 import grpc
@@ -22,7 +24,7 @@ from tensorflow_serving.apis import (classification_pb2, get_model_metadata_pb2,
                                      regression_pb2)
 
 from serving import signatures
-from serving_support import MODEL, VERSION, build_tiny_model, request, start_server
+from serving_support import MODEL, PROJECT_DIR, VERSION, build_tiny_model, request, start_server
 
 PREDICT = f"/v1/models/{MODEL}:predict"
 CLASSIFY = f"/v1/models/{MODEL}:classify"
@@ -595,11 +597,6 @@ def test_grpc_classify_regress_metadata_status(stubs, reference):
 def test_ports_open_only_once_the_model_is_loaded(model_dir, tmp_path):
     base = tmp_path / MODEL
     base.mkdir()
-    import subprocess
-    import sys
-
-    from serving_support import PROJECT_DIR
-
     port_file = tmp_path / "ports"
     process = subprocess.Popen(
         [sys.executable, "-m", "serving", "serve", "--model-name", MODEL, "--model-base-path", str(base),
