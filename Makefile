@@ -4,7 +4,7 @@ PY := $(RUNTIME) run python
 CONFIG ?= configs/local.toml
 ARGS ?=
 
-.PHONY: run run-portable schema test test-fast bench serve versions rollback report notebooks compile golden kfp-local runtime shell lock data clean clean-runtime
+.PHONY: run run-portable schema test test-fast bench bench-serving serve versions rollback report notebooks compile golden kfp-local runtime shell lock data clean clean-runtime
 
 run: ## the whole DAG locally on the bundled data
 	$(PY) local_runner.py --config $(CONFIG) $(ARGS)
@@ -23,6 +23,9 @@ test-fast: ## unit tests only
 
 bench: ## benchmark vs TFX's taxi example and plain TF (BENCH_SIZES=15k for a quick run; see README)
 	$(PY) -m benchmarks $(ARGS)
+
+bench-serving: ## the model server's requests/s and p50/p99 latency beside the SavedModel in-process (needs `make run` first)
+	$(PY) -m benchmarks.serving $(ARGS)
 
 serve: ## serve the latest pushed model with TF Serving's REST (8501) and gRPC (8500) APIs; Ctrl-C stops
 	$(PY) -m serving serve --config $(CONFIG) $(ARGS)

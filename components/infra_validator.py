@@ -31,6 +31,7 @@ from tfx.types import artifact_utils, standard_artifacts, standard_component_spe
 from tfx.utils.model_paths import tf_serving_flavor
 
 from pipeline.config import PipelineConfig, split_image
+from serving.signatures import check_exported_signatures
 
 LOG = logging.getLogger(__name__)
 # Shown on the console by the local runner (it shows the "pipeline" loggers).
@@ -135,6 +136,9 @@ class Executor(tfx_executor.Executor):
 
     def _ValidateOnce(self, model_path, serving_binary, serving_spec, validation_spec, requests):
         self._sent = Counter(type(r).__name__.replace("Request", "") for r in requests)
+        # What TF Serving's Predict/Classify/Regress would refuse fails the try (and so the
+        # blessing), whichever server runs: TFX sends Predict requests only.
+        check_exported_signatures(model_path)
         if serving_spec.WhichOneof("serving_platform"):
             return super()._ValidateOnce(model_path=model_path, serving_binary=serving_binary,
                                          serving_spec=serving_spec, validation_spec=validation_spec,

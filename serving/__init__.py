@@ -2,5 +2,7 @@
 
 `layout` (version directories, atomic publish, rollback; stdlib only), `model` (one loaded
 version and TF Serving's request semantics), `repository` (which version is served),
-`grpc_server`, `rest`, and the `python -m serving` command line.
+`grpc_server`, `rest` (routes), `json_tensor` (REST bodies), `tf_json` (rapidjson's parsing
+and writing), `signatures` (is an export valid for TF Serving?), and the `python -m serving`
+command line. docs/serving.md says what follows TF Serving and where it differs.
 """

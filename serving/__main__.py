@@ -5,8 +5,9 @@
     python -m serving rollback [--config F] [--set K=V] [--to VERSION]
 
 `serve` watches <serving_dir>/<model_name> (or --model-base-path) by TF Serving's version
-rules and answers its REST and gRPC APIs; InfraValidator's loopback runner starts it with
---grpc-port 0 --port-file F to learn the port it got.
+rules and answers its REST and gRPC APIs. Like TF Serving, it opens its ports only once a
+version is loaded (and exits if the first version fails to load); InfraValidator's
+loopback runner starts it with --grpc-port 0 --port-file F to learn the port it got.
 """
 
 from __future__ import annotations
@@ -42,6 +43,21 @@ def cmd_serve(args) -> int:
     grpc_port = args.grpc_port if args.grpc_port is not None else (cfg.serving_grpc_port if cfg else -1)
     repository = ModelRepository(name, base, poll_seconds=args.poll_seconds,
                                  method_name_check=args.enable_signature_method_name_check)
+    if grpc_port < 0 and rest_port < 0:
+        LOG.error("nothing to serve: both --rest-port and --grpc-port are disabled")
+        return 2
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    from serving.model import ServingError
+
+    try:  # like TF Serving, the ports open only once the model is loaded
+        repository.load_first(stop)
+    except ServingError as e:
+        LOG.error("not serving: %s", e.message)
+        return 1
+    if stop.is_set():
+        return 0
     ports = {}
     if grpc_port >= 0:
         from serving.grpc_server import start_grpc_server
@@ -50,10 +66,7 @@ def cmd_serve(args) -> int:
     if rest_port >= 0:
         from serving.rest import start_rest_server
 
-        rest_server, ports["rest"] = start_rest_server(repository, args.host, rest_port)
-    if not ports:
-        LOG.error("nothing to serve: both --rest-port and --grpc-port are disabled")
-        return 2
+        rest_server, ports["rest"] = start_rest_server(repository, args.host, rest_port, args.enable_cors_support)
     if args.port_file:  # written whole (rename), so a reader never sees half a file
         tmp = f"{args.port_file}.tmp"
         with open(tmp, "w") as f:
@@ -62,14 +75,7 @@ def cmd_serve(args) -> int:
     LOG.info("serving model %s from %s (%s)", name, base, ", ".join(f"{k} port {v}" for k, v in ports.items()))
     if "rest" in ports:
         LOG.info("try: curl http://localhost:%d/v1/models/%s", ports["rest"], name)
-    from serving.layout import latest_version
-
-    if latest_version(base) is None:
-        LOG.warning("no model version under %s yet (run `make run` first); it is served as soon as one appears", base)
     repository.start()
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
     stop.wait()
     LOG.info("stopping")
     repository.stop()
@@ -77,7 +83,11 @@ def cmd_serve(args) -> int:
         grpc_server.stop(grace=0.5)
     if "rest" in ports:
         rest_server.shutdown()
-    return 0
+    # Nothing is left to write; TensorFlow's own teardown at interpreter exit takes 10-20 s
+    # here, which SIGTERM callers (InfraValidator, tests, Ctrl-C) would wait for.
+    logging.shutdown()
+    sys.stdout.flush()
+    os._exit(0)
 
 
 def cmd_versions(args) -> int:
@@ -125,6 +135,8 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--grpc-port", type=int, help="gRPC port (default: serving_grpc_port; -1: off)")
     serve.add_argument("--port-file", help="write the bound ports here once listening")
     serve.add_argument("--poll-seconds", type=float, default=1.0, help="how often to look for new versions")
+    serve.add_argument("--enable-cors-support", action="store_true",
+                       help="like TF Serving's flag: CORS headers on every REST answer")
     serve.add_argument("--enable-signature-method-name-check", action="store_true",
                        help="like TF Serving's flag: Classify/Regress/Predict need the matching method_name")
     sub.choices["rollback"].add_argument("--to", type=int, help="re-publish this version (default: the previous one)")

@@ -29,6 +29,13 @@ class VersionStatus:
     error_code: str = "OK"
     error_message: str = ""
 
+    @property
+    def error_code_number(self) -> int:
+        """tensorflow.error.Code of `error_code` (StatusProto.error_code)."""
+        from serving.model import _CODE_NAMES
+
+        return {v: k for k, v in _CODE_NAMES.items()}.get(self.error_code, 0)
+
 
 class ModelRepository:
     def __init__(self, name: str, base_path: str, poll_seconds: float = 1.0, method_name_check: bool = False):
@@ -43,14 +50,15 @@ class ModelRepository:
         self._thread: threading.Thread | None = None
 
     # -- loading ------------------------------------------------------------------------------
-    def poll_once(self) -> None:
-        """Load the highest version if it is new; keep serving the old one until it is ready."""
+    def poll_once(self) -> bool:
+        """Load the highest version if it is new; keep serving the old one until it is ready.
+        True when a version is AVAILABLE afterwards."""
         version = latest_version(self.base_path)
         if version is None:
-            return
+            return self._current is not None
         with self._lock:
             if version in self._status:  # loaded, loading or failed before: TF Serving does not retry forever
-                return
+                return self._current is not None
             self._status[version] = VersionStatus(version, "LOADING")
         LOG.info("loading %s version %d from %s", self.name, version, self.base_path)
         started = time.monotonic()
@@ -62,13 +70,31 @@ class ModelRepository:
             LOG.error("%s version %d failed to load: %s", self.name, version, e)
             with self._lock:
                 self._status[version] = VersionStatus(version, "END", code, f"{type(e).__name__}: {e}")
-            return
+            return self._current is not None
         with self._lock:
             old, self._current = self._current, model
             self._status[version] = VersionStatus(version, "AVAILABLE")
             if old is not None:
                 self._status[old.version] = VersionStatus(old.version, "END")
         LOG.info("%s version %d AVAILABLE after %.1f s", self.name, version, time.monotonic() - started)
+        return True  # the old version is freed once no request holds it (no explicit close)
+
+    def load_first(self, stop: threading.Event | None = None) -> None:
+        """Block until a version is AVAILABLE, as TF Serving's ServerCore::Create does before
+        the server opens its ports (model_servers/server.cc:333, 374-417). A first version
+        that fails to load ends the wait with its error (TF Serving then exits)."""
+        waited = False
+        while not (stop and stop.is_set()):
+            if self.poll_once():
+                return
+            failed = [s for s in self._status.values() if s.state == "END"]
+            if failed:
+                raise ServingError(failed[-1].error_code, f"version {failed[-1].version} of model {self.name} "
+                                                          f"failed to load: {failed[-1].error_message}")
+            if not waited:
+                LOG.warning("no model version under %s yet (run `make run` first); waiting for one", self.base_path)
+                waited = True
+            time.sleep(self.poll_seconds)
 
     def start(self) -> "ModelRepository":
         """Load in the background, as TF Serving does: the server answers (LOADING) meanwhile."""
@@ -88,8 +114,14 @@ class ModelRepository:
         self._stop.set()
 
     # -- queries ------------------------------------------------------------------------------
-    def get(self, name: str, version: int | None = None) -> LoadedModel:
-        """The version answering a request for `name` (and `version`, when given)."""
+    def get(self, name: str, version: int | None = None, label: str | None = None) -> LoadedModel:
+        """The version answering a request for `name` (and `version` or `label`, when given):
+        ServerCore::ServableRequestFromModelSpec (server_core.cc:841-871); no labels are
+        configured, so every label is unknown (server_core.cc:873-892)."""
+        if not name:
+            raise ServingError("INVALID_ARGUMENT", "ModelSpec has no name specified.")
+        if label is not None:
+            raise ServingError("INVALID_ARGUMENT", f"Unrecognized servable version label: {label}")
         with self._lock:
             current = self._current
         if name != self.name or current is None:
@@ -99,6 +131,7 @@ class ModelRepository:
         return current
 
     def status(self, name: str, version: int | None = None) -> list[VersionStatus]:
+        """GetModelStatusImpl (model_servers/get_model_status_impl.cc:75-108)."""
         if name != self.name:
             raise ServingError("NOT_FOUND", f"Could not find any versions of model {name}")
         with self._lock:

@@ -62,9 +62,9 @@ class BrokenSignatures(tf.Module):
     def serve(self, examples):
         return {"probabilities": self._parse(examples)["no_such_feature"]}
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
-    def classify(self, examples):
-        p = self._parse(examples)["no_such_feature"]
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="inputs")])
+    def classify(self, inputs):
+        p = self._parse(inputs)["no_such_feature"]
         return {"classes": tf.tile(tf.constant([[b"0", b"1"]]), [tf.shape(p)[0], 1]),
                 "scores": tf.concat([1 - p, p], axis=1)}
 
@@ -132,3 +132,30 @@ def test_a_model_with_a_broken_signature_is_not_infra_blessed_nor_pushed(first_r
          keys.CUSTOM_CONFIG_KEY: json_utils.dumps({serving_pusher.KEEP_VERSIONS_KEY: 5})})
     assert pushed.get_int_custom_property("pushed") == 0
     assert not serving_dir.exists()
+
+
+class ClassifyInputNamedExamples(tf.Module):
+    """Answers every request, but its classification signature names its input "examples":
+    TF Serving's Classify refuses it (classifier.cc:194-199), so it must not be blessed."""
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
+    def serve(self, examples):
+        return {"probabilities": tf.fill([tf.shape(examples)[0], 1], 0.5)}
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
+    def classify(self, examples):
+        n = tf.shape(examples)[0]
+        return {"classes": tf.tile(tf.constant([[b"0", b"1"]]), [n, 1]), "scores": tf.fill([n, 2], 0.5)}
+
+
+@pytest.mark.e2e
+def test_a_model_tf_serving_cannot_classify_is_not_infra_blessed(first_run, tmp_path, caplog):
+    module = ClassifyInputNamedExamples()
+    model_uri = tmp_path / "model"
+    tf.saved_model.save(module, str(model_uri / "Format-Serving"),
+                        signatures={"serving_default": module.serve, "classification": module.classify})
+    caplog.set_level("INFO")
+    blessing = run_infra_validator(tmp_path, str(model_uri), examples_artifact(first_run))
+    assert blessing.get_int_custom_property("blessed") == 0
+    assert 'signature "classification" (classify): No classification inputs found' in caplog.text
+    assert 'rename the input to "inputs"' in caplog.text

@@ -162,6 +162,11 @@ def test_saved_model_signatures(transformed, tmp_path):
     np.testing.assert_allclose(classified["scores"].numpy()[:, 1], probs.numpy()[:, 0], atol=1e-7)
     np.testing.assert_allclose(classified["scores"].numpy().sum(axis=1), 1.0, atol=1e-6)
 
+    # The export is what TF Serving's Predict and Classify accept (serving/signatures.py).
+    from serving.signatures import check_exported_signatures
+
+    check_exported_signatures(str(tmp_path / "m"))
+
     # TFMA's signature yields the label from full examples.
     feats = loaded.signatures["transform_features"](examples=tf.constant([to_example(r) for r in ROWS]))
     assert sorted(feats[LABEL_KEY].numpy().tolist()) == [0, 0, 0, 1, 1, 1]

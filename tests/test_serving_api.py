@@ -31,8 +31,9 @@ from tensorflow_serving.apis import (classification_pb2, get_model_metadata_pb2,
                                      regression_pb2)
 
 from conftest import PROJECT_DIR, read_examples
-from serving import layout
-from serving.rest import json_example
+from serving import layout, signatures
+from serving.json_tensor import example_input, parse_body
+from serving.model import serve_meta_graph
 
 pytestmark = pytest.mark.e2e
 MODEL = "taxi_tips"
@@ -143,7 +144,9 @@ def test_grpc_status_and_metadata(server):
     assert {"serving_default", "classification", "transform_features"} <= set(signatures.signature_def)
     classification = signatures.signature_def["classification"]
     assert set(classification.outputs) == {"classes", "scores"}
-    assert classification.inputs["examples"].dtype == tf.string.as_datatype_enum
+    # TF Serving's Classify feeds the one input named "inputs" (classifier.cc:194-199)
+    assert list(classification.inputs) == ["inputs"]
+    assert classification.inputs["inputs"].dtype == tf.string.as_datatype_enum
     assert metadata.model_spec.version.value == server.version
 
 
@@ -174,16 +177,16 @@ def test_grpc_refuses_what_tf_serving_refuses(server, examples):
     stub = server.predict_stub
     unknown = predict_pb2.PredictRequest(model_spec={"name": MODEL, "signature_name": "nope"})
     unknown.inputs["examples"].CopyFrom(tf.make_tensor_proto(examples[:1]))
-    assert code_of(stub.Predict, unknown) == (grpc.StatusCode.INVALID_ARGUMENT,
-                                              'Serving signature name: "nope" not found in signature def')
+    assert code_of(stub.Predict, unknown) == (grpc.StatusCode.FAILED_PRECONDITION,
+                                              'Serving signature key "nope" not found.')  # predict_util.cc:87-91
     wrong_dtype = predict_pb2.PredictRequest(model_spec={"name": MODEL})
     wrong_dtype.inputs["examples"].CopyFrom(tf.make_tensor_proto([1.0, 2.0]))
     assert code_of(stub.Predict, wrong_dtype)[0] == grpc.StatusCode.INVALID_ARGUMENT
-    # serving_default has neither "classes" nor "scores": not classifiable, as in TF Serving.
+    # serving_default's input is "examples", not "inputs": not classifiable, as in TF Serving (classifier.cc:194-199)
     classify = classification_pb2.ClassificationRequest(model_spec={"name": MODEL})
     classify.input.example_list.examples.add().CopyFrom(tf.train.Example.FromString(examples[0]))
     code, details = code_of(stub.Classify, classify)
-    assert code == grpc.StatusCode.INVALID_ARGUMENT and "classes or scores" in details
+    assert code == grpc.StatusCode.INVALID_ARGUMENT and details.startswith("No classification inputs found")
     regress = regression_pb2.RegressionRequest(model_spec={"name": MODEL, "signature_name": "classification"})
     regress.input.example_list.examples.add().CopyFrom(tf.train.Example.FromString(examples[0]))
     assert code_of(stub.Regress, regress)[0] == grpc.StatusCode.INVALID_ARGUMENT  # two outputs, no "outputs"
@@ -209,7 +212,7 @@ def test_rest_predict_rows_and_columns_and_classify_equal_the_saved_model(server
     np.testing.assert_allclose([r[1][1] for r in classified["results"]], direct, atol=1e-6)
 
     status, error = http(f"{url}:classify", json.dumps({"examples": [{"fare": 1}]}).encode())
-    assert status == 400 and "classes or scores" in error["error"]
+    assert status == 400 and error["error"].startswith("No classification inputs found in SignatureDef")
     status, error = http(f"{server.rest}/v1/models/other_model")
     assert status == 404 and "error" in error
 
@@ -233,7 +236,7 @@ def readme_curls() -> list[tuple[str, str | None]]:
 def serialized_in(body: dict) -> list[bytes]:
     """The tf.Examples a request body carries, in any of the README's three forms."""
     if "examples" in body:
-        return [json_example(e).SerializeToString() for e in body["examples"]]
+        return [e.SerializeToString() for e in example_input(parse_body(json.dumps(body).encode())).example_list.examples]
     values = body["instances"] if "instances" in body else body["inputs"]["examples"]
     return [base64.b64decode(v["b64"]) for v in values]
 
@@ -258,6 +261,14 @@ def test_the_readme_requests_work_as_written(server):
                     else np.array([r[1][1] for r in answer["results"]]))
         np.testing.assert_allclose(answered, expected, atol=1e-6)
     assert seen == {"model_version_status", "metadata", "predictions", "outputs", "results"}
+
+
+def test_the_pushed_model_is_valid_for_tf_serving(server):
+    """The pipeline's export passes TF Serving's Predict/Classify rules (serving/signatures.py)."""
+    path = str(server.base / str(server.version))
+    assert signatures.default_apis(serve_meta_graph(path).signature_def) == {
+        "serving_default": signatures.PREDICT, "classification": signatures.CLASSIFY}
+    signatures.check_exported_signatures(path)
 
 
 def test_pushed_warmup_requests_are_replayed_on_load(server):

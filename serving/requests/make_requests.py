@@ -2,9 +2,10 @@
 
     bin/runtime run python serving/requests/make_requests.py
 
-classify.json sends the features as JSON (TF Serving's classify format); the predict bodies
-send the same trips as serialized tf.Examples in {"b64": ...}, in the row ("instances")
-and the columnar ("inputs") format.
+classify.json sends the features as JSON (TF Serving's classify format, to the
+`classification` signature, whose one input is named `inputs` as TF Serving's Classify
+requires); the predict bodies send the same trips as serialized tf.Examples in
+{"b64": ...}, in the row ("instances") and the columnar ("inputs") format.
 """
 
 import base64
@@ -15,13 +16,16 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(os.path.dirname(HERE)))
 
-from serving.rest import json_example  # noqa: E402  (after the path is set)
+from serving.json_tensor import example_input  # noqa: E402  (after the path is set)
+from serving.tf_json import JsonObject  # noqa: E402
 
 
 def main() -> None:
     with open(os.path.join(HERE, "trips.json")) as f:
         trips = json.load(f)
-    b64 = [{"b64": base64.b64encode(json_example(t).SerializeToString()).decode()} for t in trips]
+    # the tf.Examples TF Serving's classify would build from these JSON features
+    examples = example_input(JsonObject([("examples", [JsonObject(list(t.items())) for t in trips])])).example_list
+    b64 = [{"b64": base64.b64encode(e.SerializeToString()).decode()} for e in examples.examples]
     bodies = {
         "classify.json": {"signature_name": "classification", "examples": trips},
         "predict_instances.json": {"instances": b64},
