@@ -218,8 +218,9 @@ def test_rest_predict_rows_and_columns_and_classify_equal_the_saved_model(server
 
 
 def readme_curls() -> list[tuple[str, str | None]]:
-    """The README's curl commands: (url, body) with the body read from -d @FILE or inline."""
-    text = (PROJECT_DIR / "README.md").read_text()
+    """The taxi model's curl commands in the serving docs: (url, body) with the body read
+    from -d @FILE or inline."""
+    text = (PROJECT_DIR / "docs" / "serving.md").read_text()
     commands = [" ".join(line.strip().rstrip("\\") for line in block.splitlines())
                 for block in re.findall(r"^curl .*?(?<!\\)$", text, flags=re.M | re.S)]
     out = []
