@@ -21,8 +21,10 @@ COPY schemas/ schemas/
 COPY data/ data/
 COPY configs/ configs/
 COPY local_runner.py kfp_runner.py ./
+# Every compiled task runs `python -m pipeline.kfp_entrypoint`: TFX's entrypoint adapted to
+# open-source KFP's driver and launcher (see that module).
 RUN python -m pip install --no-cache-dir --no-deps . \
- && python -c "import tfx, components.trainer, components.preprocessing, pipeline.dag; \
+ && python -c "import tfx, components.trainer, components.preprocessing, pipeline.dag, pipeline.kfp_entrypoint; \
 assert tfx.__version__ == '${TFX_VERSION}', tfx.__version__"
 
 ENV PYTHONPATH=/pipeline

@@ -83,6 +83,28 @@ def compile_pipeline(cfg: PipelineConfig, output: str) -> dict[str, Any]:
     return job
 
 
+# What KFP's launcher accepts as a pipeline root (backend/src/v2/objectstore/config.go:118-139
+# at 2.17.0, ParseBucketPathToConfig): a bucket URI of these schemes; anything else fails every
+# task ("unsupported Cloud bucket"), and a run created without a root gets the cluster's
+# default, minio://mlpipeline/v2/artifacts (config/env.go:38, driver/root_dag.go:108-113).
+BUCKET_URI = re.compile(r"(^[a-z][a-z0-9]+:///?)([^/?]+)(/[^?]*)?(\?.+)?$")
+LAUNCHER_SCHEMES = ("gs://", "s3://", "minio://", "mem://")
+
+
+def check_pipeline_root(root: str) -> str:
+    m = BUCKET_URI.match(root or "")
+    if not m or m.group(1) not in LAUNCHER_SCHEMES:
+        raise SpecError(f"pipeline root {root!r}: KFP's launcher accepts only a bucket URI "
+                        f"({', '.join(s + 'BUCKET/...' for s in LAUNCHER_SCHEMES[:3])}); "
+                        "set pipeline_root in the config and compile again")
+    return root
+
+
+def pipeline_root(job_path: str) -> str:
+    """The compiled spec's pipeline root, checked as KFP's launcher checks it."""
+    return check_pipeline_root(_read_compiled(job_path).get("runtimeConfig", {}).get("gcsOutputDirectory", ""))
+
+
 def adapt_for_open_source_kfp(spec: dict[str, Any], uncached=()) -> None:
     """In place: TFX's entrypoint through pipeline/kfp_entrypoint.py, no caching of `uncached`
     tasks, and a SpecError for a task name Argo would refuse."""

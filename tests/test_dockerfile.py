@@ -60,3 +60,12 @@ def test_compiled_paths_point_at_the_image_workdir():
 def test_every_package_the_spec_imports_is_packaged(setup_kwargs):
     # Executors, run_fn/preprocessing_fn and artifact types live in these top-level packages.
     assert {"pipeline", "components", "reporting", "serving"} <= set(setup_kwargs["packages"])
+
+
+def test_the_compiled_command_is_importable_in_the_image():
+    from pipeline.kubeflow import ENTRYPOINT
+
+    module = ENTRYPOINT[ENTRYPOINT.index("-m") + 1]
+    assert module.split(".")[0] in re.findall(r"^COPY (\w+)/ ", DOCKERFILE, re.M)
+    assert re.search(rf"python -c \"import [^\"]*\b{re.escape(module)}\b", DOCKERFILE)
+    assert re.search(r"^ENV PYTHONPATH=/pipeline$", DOCKERFILE, re.M)  # run-local's PYTHONPATH too
