@@ -120,6 +120,15 @@ def run(args, beam_args: list[str]) -> None:
         spec = pipeline_spec_pb2.ComponentInputsSpec()
         json_format.ParseDict(inputs_spec, spec, ignore_unknown_fields=True)
         driver._run_driver(executor_input, spec if inputs_spec else None)
+        # TFX's entrypoint takes the driver's parameters from its output file but not the
+        # span, version and fingerprint it sets on the Examples (driver.py:120-144): as the
+        # local ExampleGen driver does, they go on the output artifact.
+        with open(executor_input.outputs.output_file) as f:
+            resolved = json.load(f).get("artifacts", {})
+        for key, artifact_list in resolved.items():
+            for declared, found in zip(adapted["outputs"]["artifacts"][key]["artifacts"], artifact_list["artifacts"]):
+                declared.setdefault("metadata", {}).update(found.get("metadata", {}))
+        args.json_serialized_invocation_args = json.dumps(adapted)
     kubeflow_v2_run_executor._run_executor(args, beam_args)
     for key, artifact_list in executor_input.outputs.artifacts.items():
         for artifact in artifact_list.artifacts:

@@ -128,23 +128,29 @@ def check_runnable(spec, deployment) -> None:
             raise SpecError(f"task {name}: {kind} executors do not run on open-source Kubeflow Pipelines")
         if task.HasField("trigger_policy") and task.trigger_policy.condition:
             raise SpecError(f"task {name}: conditions are not supported here")
-        _check_infra_validator(name, task, executor.container)
+        if _kubernetes_infra_validation(task, executor.container) and list(executor.container.command) != ENTRYPOINT \
+                and not any(e.name == "KFP_NAMESPACE" for e in executor.container.env):
+            raise SpecError(
+                f"task {name}: TFX's KubernetesRunner needs KFP_NAMESPACE (tfx/utils/kube_utils.py:236-259), "
+                "which KFP does not set (it sets KFP_POD_NAME and KFP_POD_UID: argocompiler/common.go:43-56); "
+                "every model would be marked not blessed and the run would still succeed. Run the task "
+                "through pipeline.kfp_entrypoint (pipeline/kubeflow.py does)")
 
 
-def _check_infra_validator(name: str, task, container) -> None:
+def _kubernetes_infra_validation(task, container) -> bool:
     if not _executor_class(container).endswith("infra_validator.Executor"):
-        return
+        return False
     serving = task.inputs.parameters.get("serving_spec")
-    if serving is None or "kubernetes" not in json.loads(serving.runtime_value.constant.string_value or "{}"):
-        return
-    if list(container.command) != ENTRYPOINT and not any(e.name == "KFP_NAMESPACE" for e in container.env):
-        raise SpecError(
-            f"task {name}: TFX's KubernetesRunner needs KFP_NAMESPACE (tfx/utils/kube_utils.py:236-259), "
-            "which KFP does not set (it sets KFP_POD_NAME and KFP_POD_UID: argocompiler/common.go:43-56); "
-            "every model would be marked not blessed and the run would still succeed. Run the task "
-            "through pipeline.kfp_entrypoint (pipeline/kubeflow.py does)")
-    raise SpecError(f"task {name}: the InfraValidator's kubernetes runner starts a TF Serving pod, which "
-                    "needs a cluster; compile with --set infra_validator_runner=local for a local run")
+    return serving is not None and "kubernetes" in json.loads(serving.runtime_value.constant.string_value or "{}")
+
+
+def check_runs_here(spec, deployment) -> None:
+    """What this machine cannot run although a cluster could."""
+    for name, task in spec.root.dag.tasks.items():
+        container = deployment.executors[spec.components[task.component_ref.name].executor_label].container
+        if _kubernetes_infra_validation(task, container):
+            raise SpecError(f"task {name}: the InfraValidator's kubernetes runner starts a TF Serving pod, which "
+                            "needs a cluster; compile with --set infra_validator_runner=local for a local run")
 
 
 def pipeline_parameters(job, spec, overrides: dict[str, str]) -> dict[str, Any]:
@@ -374,6 +380,7 @@ def run_compiled(job_path: str, params: dict[str, str] | None = None, pipeline_r
     check_runnable(spec, deployment)
     order = execution_order(spec)
     values = pipeline_parameters(job, spec, params or {})
+    check_runs_here(spec, deployment)
     root = pipeline_root or job.runtime_config.gcs_output_directory
     if not root:
         raise SpecError("no pipeline root: the spec has none and none was given")

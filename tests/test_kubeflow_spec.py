@@ -15,7 +15,8 @@ import pytest
 
 import kfp_runner
 from pipeline.config import load_config
-from pipeline.kfp_local import LocalRun, check_runnable, execution_order, run_compiled, _deployment
+from pipeline.kfp_local import (LocalRun, check_runnable, execution_order, pipeline_parameters, run_compiled,
+                                _deployment)
 from pipeline.kubeflow import ENTRYPOINT, SpecError, load_job, task_dependencies
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -146,8 +147,9 @@ def test_unknown_fields_cycles_and_unknown_parameters_are_spec_errors(compiled, 
     _, spec = load_job(_broken_copy(compiled, tmp_path, cycle))
     with pytest.raises(SpecError, match="dependency cycle"):
         execution_order(spec)
+    job, spec = load_job(str(compiled))
     with pytest.raises(SpecError, match="unknown run parameter"):
-        run_compiled(str(compiled), {"train_stepz": "5"}, pipeline_root=str(tmp_path / "r"))
+        pipeline_parameters(job, spec, {"train_stepz": "5"})
 
 
 def test_nodes_reading_the_outside_world_are_not_cached_and_compiling_reads_no_local_input(
