@@ -5,7 +5,7 @@ backend/src/v2 at 2.16/2.17; line numbers below are from tag 2.17.0), at least a
 it on every rule it encodes:
 
 - before anything runs: Argo's rule for DAG task names (pipeline/kubeflow.py), container
-  executors only (argocompiler/dag.go:365 "resolver executors not implemented"), no
+  executors only (argocompiler/dag.go:349 "resolver executors not implemented"), no
   conditions here, and a pipeline root the launcher accepts (objectstore/config.go:130-139;
   a local directory only with `local_storage=True`, for a local proof);
 - the driver's ExecutorInput: run parameters; input artifacts as ML Metadata returns them

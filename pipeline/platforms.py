@@ -7,7 +7,7 @@ difference from here:
 - the baseline model: locally TFX's Resolver over ML Metadata; on Kubeflow the serving
   directory's latest version, because open-source KFP cannot run resolver tasks (its Argo
   compiler answers "resolver executors not implemented": backend/src/v2/compiler/argocompiler/
-  dag.go:365 at 2.17.0) and gives a task no access to ML Metadata;
+  dag.go:349 at 2.17.0) and gives a task no access to ML Metadata;
 - run parameters (Kubeflow only: operators set them per run);
 - Beam arguments: locally sized from the input and this machine's cores (pipeline/beam.py);
   on Kubeflow decided in the task's pod, so that compiling reads no input file and no core
