@@ -24,7 +24,7 @@ from components.schema_importer import FingerprintedImportSchemaGen
 from components.validation_gate import ValidationGate
 from pipeline import evaluation
 from pipeline.config import PipelineConfig
-from pipeline.platforms import BASELINE, KUBEFLOW, LOCAL, platform
+from pipeline.platforms import BASELINE, LOCAL, platform
 from pipeline.fingerprint import TRAINER_MODULES, TRANSFORM_MODULES, source_fingerprint
 
 

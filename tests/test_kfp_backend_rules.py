@@ -120,9 +120,9 @@ def test_2_run_local_refuses_a_root_the_launcher_refuses_unless_asked_for_a_loca
 
 def test_3_executor_logs_output_stops_tfx_entrypoint_and_the_entrypoint_layer_drops_it(local_spec, tmp_path):
     spec = _edit(local_spec, tmp_path, _chain(_only("ImportSchemaGen"), _all_commands(TFX_ENTRYPOINT)))
-    with pytest.raises(TaskFailed, match="system") as failed:
+    with pytest.raises(TaskFailed) as failed:
         run_compiled(spec, pipeline_root=str(tmp_path / "off"), local_storage=True)
-    assert "executor-logs" not in str(failed.value) or "system.Artifact" in Path(failed.value.log_path).read_text()
+    assert "No module named 'system'" in Path(failed.value.log_path).read_text()  # "system.Artifact" as a class path
     fixed = _edit(local_spec, tmp_path, _only("ImportSchemaGen"), "fixed.json")
     run = run_compiled(fixed, pipeline_root=str(tmp_path / "on"), local_storage=True)
     assert run.states == {"ImportSchemaGen": "done"}
