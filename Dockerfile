@@ -36,8 +36,10 @@ COPY schemas/ schemas/
 COPY data/ data/
 COPY configs/ configs/
 COPY local_runner.py kfp_runner.py ./
+# Every compiled task runs `python -m pipeline.kfp_entrypoint`: TFX's entrypoint adapted to
+# open-source KFP's driver and launcher (see that module).
 RUN python -m pip install --no-cache-dir --no-deps . \
- && python -c "import sys, tfx, apache_beam, modeling.trainer, modeling.preprocessing, pipeline.dag; \
+ && python -c "import sys, tfx, apache_beam, modeling.trainer, modeling.preprocessing, pipeline.dag, pipeline.kfp_entrypoint; \
 assert tfx.__version__ == '${TFX_VERSION}', tfx.__version__; \
 assert apache_beam.__version__ == '${BEAM_VERSION}', apache_beam.__version__; \
 assert '%d.%d' % sys.version_info[:2] == '${BEAM_PYTHON}', sys.version"

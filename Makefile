@@ -3,6 +3,8 @@ RUNTIME := bin/runtime
 PY := $(RUNTIME) run python
 CONFIG ?= configs/local.toml
 ARGS ?=
+# make kfp-local: Beam in each task's process (the bundled sample is small; pods decide for themselves otherwise)
+KFP_LOCAL_BEAM := --runner=FnApiRunner,--direct_running_mode=in_memory,--direct_num_workers=1
 
 .PHONY: run run-portable schema test test-fast bench bench-serving serve versions rollback report notebooks compile golden kfp-local runtime shell lock data clean clean-runtime
 
@@ -48,10 +50,13 @@ compile: ## compile the Kubeflow spec (configs/kubeflow.toml) into build/pipelin
 golden: ## accept a changed Kubeflow spec into tests/golden/pipeline.json (after review)
 	$(PY) kfp_runner.py compile --config configs/kubeflow.toml --output tests/golden/pipeline.json
 
-kfp-local: ## compile with local paths, then run that spec here task by task, as KFP would
+kfp-local: ## compile with local paths, then run that spec twice here task by task, as KFP's backend would
+	rm -rf build/kfp
 	$(PY) kfp_runner.py compile --config $(CONFIG) --output build/kfp/pipeline.json \
-	  --set image_workdir=$(CURDIR) --set pipeline_root=build/kfp/pipeline_root --set serving_dir=build/kfp/serving
-	$(PY) kfp_runner.py run-local --spec build/kfp/pipeline.json $(ARGS)
+	  --set image_workdir=$(CURDIR) --set pipeline_root=build/kfp/pipeline_root --set serving_dir=build/kfp/serving \
+	  --set kubeflow_beam_args=$(KFP_LOCAL_BEAM)
+	$(PY) kfp_runner.py run-local --spec build/kfp/pipeline.json --local-storage $(ARGS)
+	$(PY) kfp_runner.py run-local --spec build/kfp/pipeline.json --local-storage $(ARGS)
 
 runtime: ## build the runtime now (otherwise the first command does)
 	$(RUNTIME) ensure

@@ -2,6 +2,7 @@
 
     python kfp_runner.py compile   [--config F] [--set K=V] [--output build/pipeline.json]
     python kfp_runner.py run-local [--spec build/pipeline.json] [--param K=V]
+                                   --pipeline-root DIR --local-storage [--no-publish-logs]
     python kfp_runner.py submit    --endpoint URL [--experiment E] [--param K=V]
     python kfp_runner.py schedule  --endpoint URL --cron "0 0 3 * * *" [--max-concurrency 1]
 
@@ -55,6 +56,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         p.add_argument("--train-steps", type=int, help="shorthand for --param train_args=...")
         if name == "run-local":
             p.add_argument("--pipeline-root", help="instead of the spec's pipeline root")
+            p.add_argument("--local-storage", action="store_true",
+                           help="accept a local directory as the pipeline root (a local proof; "
+                                "KFP's launcher accepts only gs://, s3://, minio://)")
+            p.add_argument("--no-publish-logs", dest="publish_logs", action="store_false",
+                           help="as a cluster with log publishing off (no executor-logs output)")
+            p.add_argument("--image-workdir", default=os.path.dirname(os.path.abspath(__file__)),
+                           help="stands in for the image's WORKDIR (default: this checkout)")
             continue
         p.add_argument("--endpoint", default=os.environ.get("KFP_ENDPOINT"),
                        help="KFP API URL (default: $KFP_ENDPOINT)")
@@ -88,36 +96,50 @@ def _compile(args) -> int:
 
 
 def _run_local(args, params) -> int:
-    from pipeline.kfp_local import TaskFailed, run_compiled
+    from pipeline.kfp_local import TaskFailed, run_compiled, second_run_cache_hits
+    from pipeline.kubeflow import load_job
 
-    def progress(i, n, task, seconds):
+    def progress(i, n, task, seconds, state):
         if seconds is None:
             LOG.info("[%d/%d] %s ...", i, n, task)
+        elif state == "cached":
+            LOG.info("[%d/%d] %s served from KFP's cache (an earlier run's outputs)", i, n, task)
         else:
             LOG.info("[%d/%d] %s done in %.1f s", i, n, task, seconds)
 
     try:
-        run = run_compiled(args.spec, params, pipeline_root=args.pipeline_root, on_progress=progress)
+        run = run_compiled(args.spec, params, pipeline_root=args.pipeline_root, local_storage=args.local_storage,
+                           publish_logs=args.publish_logs, image_workdir=args.image_workdir,
+                           on_progress=progress)
     except TaskFailed as e:
         LOG.error("%s", e)
         return 1
+    baseline = run.outputs.get("BaselineModel", {}).get("model")
+    if baseline is not None and baseline.metadata["baseline_found"]:
+        LOG.info("baseline: %s", baseline.metadata["source"])
+    elif baseline is not None:
+        LOG.info("baseline: none (nothing pushed yet)")
     pushed = run.outputs.get("Pusher", {}).get("pushed_model")
     meta = dict(pushed.metadata) if pushed is not None else {}
     if meta.get("pushed"):
         LOG.info("run %s complete: model pushed to %s", run.run_id, meta.get("pushed_destination"))
     else:
         LOG.info("run %s complete: model NOT pushed (not blessed)", run.run_id)
+    hits = second_run_cache_hits(load_job(args.spec)[1])
+    LOG.info("run again with the same parameters, a cluster serves from its cache: %s",
+             ", ".join(hits) or "nothing")
     return 0
 
 
 def _remote(args, params) -> int:
     from pipeline.kfp_client import EndpointError, KfpEndpoint, check_cron
-    from pipeline.kubeflow import pipeline_spec_document
+    from pipeline.kubeflow import pipeline_root, pipeline_spec_document
 
     if not args.endpoint:
         print("error: no KFP endpoint: pass --endpoint or set KFP_ENDPOINT", file=sys.stderr)
         return 2
     pipeline_spec_document(args.spec)  # fail on a missing spec before talking to anyone
+    pipeline_root(args.spec)  # ... or on a root the launcher would refuse
     if args.command == "schedule":
         check_cron(args.cron)
     try:
@@ -142,9 +164,14 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     for name in ("absl", "tensorflow", "urllib3"):
         logging.getLogger(name).setLevel(logging.WARNING)
-    if args.command == "compile":
-        return _compile(args)
     from pipeline.kubeflow import SpecError
+
+    if args.command == "compile":
+        try:
+            return _compile(args)
+        except SpecError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
 
     try:
         params = _params(args.param, args.train_steps)

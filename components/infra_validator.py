@@ -40,6 +40,7 @@ PROJECT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # The signatures a client calls by default: predictions, and TF Serving's Classify one.
 SIGNATURES = ("serving_default", "classification")
 _POLLING_INTERVAL_SEC = 1
+KUBERNETES_ENV = ("KFP_POD_NAME", "KFP_NAMESPACE", "KUBERNETES_SERVICE_HOST")
 
 
 class LoopbackServingRunner(base_runner.BaseModelServerRunner):
@@ -122,6 +123,7 @@ class Executor(tfx_executor.Executor):
     """TFX's InfraValidator executor; a ServingSpec without a platform uses the loopback runner."""
 
     def Do(self, input_dict, output_dict, exec_properties):
+        check_platform(exec_properties)
         started = time.monotonic()
         self._sent = Counter()
         super().Do(input_dict, output_dict, exec_properties)
@@ -158,6 +160,30 @@ class Executor(tfx_executor.Executor):
             raise
         finally:
             runner.Stop()
+
+
+def check_platform(exec_properties) -> None:
+    """Fail the task when the configured runner cannot start a model server here at all.
+
+    TFX's executor counts any error of a try as a failed validation and ends with the model
+    not blessed (tfx/components/infra_validator/executor.py:344-371): a KubernetesRunner that
+    cannot find its pod (tfx/utils/kube_utils.py:236-259; it raises in its constructor,
+    model_server_runners/kubernetes_runner.py:131-139) would block every push while the run
+    succeeds. That is a broken environment, not a bad model.
+    """
+    from tfx.utils import proto_utils
+
+    spec = proto_utils.json_to_proto(exec_properties[standard_component_specs.SERVING_SPEC_KEY],
+                                     infra_validator_pb2.ServingSpec())
+    if spec.WhichOneof("serving_platform") != "kubernetes":
+        return
+    # KUBERNETES_SERVICE_HOST: what the in-cluster config TFX loads first requires.
+    missing = [name for name in KUBERNETES_ENV if not os.environ.get(name)]
+    if missing:
+        raise RuntimeError(
+            "infra_validator_runner 'kubernetes' starts TF Serving as a pod beside this task: it needs a "
+            f"KFP pod, with {', '.join(KUBERNETES_ENV)} set; missing here: {', '.join(missing)}. Run the "
+            "task through pipeline.kfp_entrypoint (it sets KFP_NAMESPACE), or set infra_validator_runner = \"local\"")
 
 
 class InfraValidator(base_component.BaseComponent):

@@ -1,29 +1,23 @@
 """The one pipeline definition, shared by the local and the Kubeflow runner.
 
-The two orchestrators differ in what they can run, not in what the pipeline does: on
-Kubeflow, operators change the input location and the training steps per run (runtime
-parameters), and the baseline model comes from the serving directory because open-source
-KFP cannot run TFX's resolver tasks (see components/baseline_model.py).
+The orchestrators differ in what they can run, not in what the pipeline does; what differs
+(paths, the baseline's source, the Evaluator, run parameters, Beam arguments, resources,
+which nodes must not be cached) is data in pipeline/platforms.py, and every node has the
+same id on both.
 """
 
 from __future__ import annotations
 
-import json
 import os
 
 # Not `tfx.v1`: it also imports the Google Cloud extensions (2 s of every run's start-up,
 # an unchanged rerun's largest avoidable cost).
-from tfx.components import (Evaluator, ExampleValidator, ImportExampleGen, Pusher, StatisticsGen,
-                            Trainer, Transform)
+from tfx.components import ExampleValidator, ImportExampleGen, Pusher, StatisticsGen, Trainer, Transform
 from tfx.dsl.components.base import executor_spec
-from tfx.dsl.components.common.resolver import Resolver
-from tfx.orchestration.data_types import RuntimeParameter
 from tfx.orchestration.pipeline import Pipeline
 from tfx.proto import example_gen_pb2, pusher_pb2, trainer_pb2
-from tfx.types import Channel, standard_artifacts
 
-from components import baseline_model, serving_pusher
-from components.baseline_resolver import CANDIDATE, PreviousBlessedModelStrategy
+from components import serving_pusher
 from components.infra_validator import make_infra_validator
 from components.slice_report import SliceReport
 from components.schema_importer import FingerprintedImportSchemaGen
@@ -32,28 +26,9 @@ from modeling.preprocessing import PLAN_KEY
 from modeling.signatures import client_signatures
 from pipeline import beam, evaluation
 from pipeline.config import PipelineConfig
+from pipeline.platforms import BASELINE, LOCAL, platform
 from pipeline.fingerprint import TRAINER_MODULES, TRANSFORM_MODULES, source_fingerprint
 from pipeline.plan import plan_of
-
-
-def trainer_resources(cfg: PipelineConfig):
-    """Kubeflow's CPU, memory and GPU request for the Trainer's pod (ignored locally)."""
-    from kfp.pipeline_spec import pipeline_spec_pb2
-
-    spec = pipeline_spec_pb2.PipelineDeploymentConfig.PipelineContainerSpec.ResourceSpec()
-    # Both the deprecated numeric fields (what TFX's compiler checks) and the string ones
-    # (what current KFP backends read).
-    if cfg.trainer_cpu:
-        spec.cpu_limit = spec.cpu_request = cfg.trainer_cpu
-        spec.resource_cpu_limit = spec.resource_cpu_request = f"{cfg.trainer_cpu:g}"
-    if cfg.trainer_memory_gb:
-        spec.memory_limit = spec.memory_request = cfg.trainer_memory_gb
-        spec.resource_memory_limit = spec.resource_memory_request = f"{cfg.trainer_memory_gb:g}G"
-    if cfg.trainer_gpus:
-        spec.accelerator.type = spec.accelerator.resource_type = cfg.trainer_gpu_type
-        spec.accelerator.count = cfg.trainer_gpus
-        spec.accelerator.resource_count = str(cfg.trainer_gpus)
-    return spec
 
 
 def example_gen_input_config(cfg: PipelineConfig) -> example_gen_pb2.Input:
@@ -73,31 +48,14 @@ def example_gen_output_config(cfg: PipelineConfig) -> example_gen_pb2.Output | N
         for name, buckets in cfg.split_ratio.items()]))
 
 
-LOCAL = "local"
-KUBEFLOW = "kubeflow"
-
-
-def runtime_parameters(cfg: PipelineConfig) -> dict[str, RuntimeParameter]:
-    """What operators set per Kubeflow run; defaults are the config's values."""
-    return {
-        "input_base": RuntimeParameter(
-            name="input_base", ptype=str, default=cfg.image_path("input_base")),
-        "train_args": RuntimeParameter(
-            name="train_args", ptype=str, default=json.dumps({"num_steps": cfg.train_steps})),
-    }
-
-
 def create_pipeline(cfg: PipelineConfig, metadata_connection_config=None,
                     orchestrator: str = LOCAL) -> Pipeline:
-    if orchestrator not in (LOCAL, KUBEFLOW):
-        raise ValueError(f"orchestrator must be {LOCAL!r} or {KUBEFLOW!r}, got {orchestrator!r}")
-    kubeflow = orchestrator == KUBEFLOW
+    on = platform(cfg, orchestrator)
+    location = on.location
     plan = plan_of(cfg)
     hook_modules = (plan.hook,) if plan.hook else ()
-    params = runtime_parameters(cfg) if kubeflow else {}
-    location = cfg.image_path if kubeflow else cfg.path
     example_gen = ImportExampleGen(
-        input_base=params.get("input_base", location("input_base")),
+        input_base=on.input_base,
         input_config=example_gen_input_config(cfg),
         output_config=example_gen_output_config(cfg),
     )
@@ -130,7 +88,7 @@ def create_pipeline(cfg: PipelineConfig, metadata_connection_config=None,
         examples=example_gen.outputs["examples"],
         transform_graph=transform.outputs["transform_graph"],
         schema=schema_gen.outputs["schema"],
-        train_args=params.get("train_args", trainer_pb2.TrainArgs(num_steps=cfg.train_steps)),
+        train_args=on.train_args,
         eval_args=trainer_pb2.EvalArgs(num_steps=cfg.eval_steps),
         custom_config={
             PLAN_KEY: plan.to_json(),
@@ -142,23 +100,13 @@ def create_pipeline(cfg: PipelineConfig, metadata_connection_config=None,
         },
     )
 
-    if kubeflow and (cfg.trainer_cpu or cfg.trainer_memory_gb or cfg.trainer_gpus):
-        trainer.with_platform_config(trainer_resources(cfg))
+    if on.trainer_resources is not None:
+        trainer.with_platform_config(on.trainer_resources)
 
     model_base_path = os.path.join(location("serving_dir"), cfg.model_name)
-    if kubeflow:
-        model_resolver = baseline_model.LatestPushedModel(
-            model_base_path=model_base_path).with_id("latest_pushed_model")
-    else:
-        model_resolver = Resolver(
-            strategy_class=PreviousBlessedModelStrategy,
-            model=Channel(type=standard_artifacts.Model),
-            model_blessing=Channel(type=standard_artifacts.ModelBlessing),
-            **{CANDIDATE: trainer.outputs["model"]},
-        ).with_id("latest_blessed_model_resolver")
+    model_resolver = on.baseline(model_base_path, trainer.outputs["model"]).with_id(BASELINE)
 
-    evaluator_class = baseline_model.BaselineAwareEvaluator if kubeflow else Evaluator
-    evaluator = evaluator_class(
+    evaluator = on.evaluator(
         examples=example_gen.outputs["examples"],
         model=trainer.outputs["model"],
         baseline_model=model_resolver.outputs["model"],
@@ -189,13 +137,8 @@ def create_pipeline(cfg: PipelineConfig, metadata_connection_config=None,
         small_slice_examples=cfg.small_slice_examples,
     )
 
-    if kubeflow and cfg.kubeflow_beam_args:
-        beam_args, node_beam_args = list(cfg.kubeflow_beam_args), {}
-    else:
-        beam_args, node_beam_args = beam.plan(cfg)
-        if kubeflow:  # sized from this machine's cores: not for the cluster's pods
-            node_beam_args = {}
-    node_beam_args = beam.component_args(cfg, node_beam_args)  # runner presets (docs/scale-out.md)
+    # Runner presets (docs/scale-out.md) over the platform's own per-component arguments.
+    node_beam_args = beam.component_args(cfg, dict(on.node_beam_args))
     for component in (example_gen, statistics_gen, transform, evaluator):
         if component.id in node_beam_args:
             component.with_beam_pipeline_args(node_beam_args[component.id])
@@ -207,5 +150,5 @@ def create_pipeline(cfg: PipelineConfig, metadata_connection_config=None,
                     transform, trainer, model_resolver, evaluator, infra_validator, pusher, report],
         enable_cache=cfg.enable_cache,
         metadata_connection_config=metadata_connection_config,
-        beam_pipeline_args=beam_args,
+        beam_pipeline_args=on.beam_args,
     )

@@ -17,7 +17,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 
-from pipeline.kubeflow import SpecError, pipeline_spec_document
+from pipeline.kubeflow import SpecError, pipeline_root, pipeline_spec_document
 
 LOG = logging.getLogger(__name__)
 TOKEN_ENV = "KFP_TOKEN"
@@ -149,12 +149,15 @@ class KfpEndpoint:
 
     def submit(self, spec_path: str, experiment: str, params: dict[str, str],
                pipeline_name: str | None = None, run_name: str | None = None) -> Created:
-        document = pipeline_spec_document(spec_path)
+        document, root = pipeline_spec_document(spec_path), pipeline_root(spec_path)
         pipeline_id, version_id = self._pipeline_version(document, pipeline_name)
         experiment_id = self._experiment_id(experiment)
+        # The uploaded pipeline spec carries no root: without one in the run's runtime config
+        # the backend writes to its default MinIO root (driver/root_dag.go:108-113).
         run = self._call("creating the run", self._client.run_pipeline,
                          experiment_id=experiment_id, job_name=run_name or _default_name(document),
-                         params=params, pipeline_id=pipeline_id, version_id=version_id)
+                         params=params, pipeline_id=pipeline_id, version_id=version_id,
+                         pipeline_root=root)
         return Created("run", run.run_id, pipeline_id, version_id, experiment_id, self.host)
 
     def schedule(self, spec_path: str, experiment: str, params: dict[str, str], cron: str,
@@ -163,14 +166,14 @@ class KfpEndpoint:
         check_cron(cron)
         if max_concurrency < 1:
             raise SpecError("max concurrency must be >= 1")
-        document = pipeline_spec_document(spec_path)
+        document, root = pipeline_spec_document(spec_path), pipeline_root(spec_path)
         pipeline_id, version_id = self._pipeline_version(document, pipeline_name)
         experiment_id = self._experiment_id(experiment)
         recurring = self._call(
             "creating the recurring run", self._client.create_recurring_run,
             experiment_id=experiment_id, job_name=run_name or _default_name(document, "daily"),
             cron_expression=cron, max_concurrency=max_concurrency, no_catchup=not catchup,
-            params=params, pipeline_id=pipeline_id, version_id=version_id)
+            params=params, pipeline_id=pipeline_id, version_id=version_id, pipeline_root=root)
         return Created("recurring run", recurring.recurring_run_id, pipeline_id, version_id,
                        experiment_id, self.host)
 

@@ -2,7 +2,14 @@
 
 The spec is TFX's `PipelineJob` JSON (schema 2.1, the one open-source KFP's backend reads),
 with the runtime parameters' defaults written into the pipeline's own inputs so that a run
-created without parameters still gets the config's values.
+created without parameters still gets the config's values, and three changes for
+open-source KFP (2.16/2.17) that TFX's Vertex-minded compiler does not make:
+
+- every task runs TFX's entrypoint through pipeline/kfp_entrypoint.py (the container
+  command), which adapts what KFP's driver and launcher pass it;
+- the nodes that read the world outside the pipeline (platforms.Platform.uncached) are not
+  cached: KFP's cache key cannot see a changed input directory or a newly pushed model;
+- task names are checked against Argo's rule before anything is written.
 """
 
 from __future__ import annotations
@@ -10,6 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 from typing import Any
 
 from pipeline.config import PipelineConfig
@@ -21,10 +29,33 @@ class SpecError(ValueError):
     """A compiled spec that KFP would reject or that does not match the DAG."""
 
 
+TFX_ENTRYPOINT = ["python", "-m", "tfx.orchestration.kubeflow.v2.container.kubeflow_v2_run_executor"]
+ENTRYPOINT = ["python", "-m", "pipeline.kfp_entrypoint"]
+# KFP's Argo compiler names each container task's DAG tasks after the spec's task name, and
+# name + "-driver" (backend/src/v2/compiler/argocompiler/dag.go:293-322 at 2.17.0); the API
+# server validates the workflow when a run is created (apiserver/resource/resource_manager.go:
+# 673) with Argo's rule for DAG task names (argo-workflows v4.0.5 workflow/validate/
+# validate.go:1371 -> 1624-1640): [a-zA-Z0-9][-a-zA-Z0-9]*, at most 128 characters.
+ARGO_NAME = re.compile(r"[a-zA-Z0-9][-a-zA-Z0-9]*")
+ARGO_NAME_MAX = 128
+ARGO_SUFFIX = "-driver"
+
+
+def check_argo_task_names(task_names) -> None:
+    for name in task_names:
+        for argo_name in (name, name + ARGO_SUFFIX):
+            if not ARGO_NAME.fullmatch(argo_name) or len(argo_name) > ARGO_NAME_MAX:
+                raise SpecError(
+                    f"task {name!r}: Argo refuses the DAG task {argo_name!r} when the run is created "
+                    f"(names must match [a-zA-Z0-9][-a-zA-Z0-9]* and have at most {ARGO_NAME_MAX} "
+                    "characters): rename the node (its id in pipeline/dag.py)")
+
+
 def compile_pipeline(cfg: PipelineConfig, output: str) -> dict[str, Any]:
     from tfx import v1 as tfx
 
-    from pipeline.dag import KUBEFLOW, create_pipeline, runtime_parameters
+    from pipeline.dag import create_pipeline
+    from pipeline.platforms import KUBEFLOW, platform
 
     for name in ("pipeline_root", "serving_dir", "input_base"):
         if "://" not in getattr(cfg, name):
@@ -36,18 +67,58 @@ def compile_pipeline(cfg: PipelineConfig, output: str) -> dict[str, Any]:
         output_dir=os.path.dirname(os.path.abspath(output)),
         output_filename=os.path.basename(output),
     )
-    defaults = {name: p.default for name, p in runtime_parameters(cfg).items()}
+    on = platform(cfg, KUBEFLOW)
+    defaults = {name: p.default for name, p in on.runtime_parameters.items()}
     job = runner.run(create_pipeline(cfg, orchestrator=KUBEFLOW), parameter_values=defaults,
                      write_out=False)
     for name, value in defaults.items():
         job["pipelineSpec"]["root"]["inputDefinitions"]["parameters"][name]["defaultValue"] = value
     job.pop("labels", None)  # TFX's telemetry labels name the Python version and host OS
+    adapt_for_open_source_kfp(job["pipelineSpec"], uncached=on.uncached)
     tmp = f"{output}.tmp-{os.getpid()}"
     with open(tmp, "w") as f:
         json.dump(job, f, indent=2, sort_keys=True)
         f.write("\n")
     os.replace(tmp, output)
     return job
+
+
+# What KFP's launcher accepts as a pipeline root (backend/src/v2/objectstore/config.go:118-139
+# at 2.17.0, ParseBucketPathToConfig): a bucket URI of these schemes; anything else fails every
+# task ("unsupported Cloud bucket"), and a run created without a root gets the cluster's
+# default, minio://mlpipeline/v2/artifacts (config/env.go:38, driver/root_dag.go:108-113).
+BUCKET_URI = re.compile(r"(^[a-z][a-z0-9]+:///?)([^/?]+)(/[^?]*)?(\?.+)?$")
+LAUNCHER_SCHEMES = ("gs://", "s3://", "minio://", "mem://")
+
+
+def check_pipeline_root(root: str) -> str:
+    m = BUCKET_URI.match(root or "")
+    if not m or m.group(1) not in LAUNCHER_SCHEMES:
+        raise SpecError(f"pipeline root {root!r}: KFP's launcher accepts only a bucket URI "
+                        f"({', '.join(s + 'BUCKET/...' for s in LAUNCHER_SCHEMES[:3])}); "
+                        "set pipeline_root in the config and compile again")
+    return root
+
+
+def pipeline_root(job_path: str) -> str:
+    """The compiled spec's pipeline root, checked as KFP's launcher checks it."""
+    return check_pipeline_root(_read_compiled(job_path).get("runtimeConfig", {}).get("gcsOutputDirectory", ""))
+
+
+def adapt_for_open_source_kfp(spec: dict[str, Any], uncached=()) -> None:
+    """In place: TFX's entrypoint through pipeline/kfp_entrypoint.py, no caching of `uncached`
+    tasks, and a SpecError for a task name Argo would refuse."""
+    tasks = spec["root"]["dag"]["tasks"]
+    check_argo_task_names(tasks)
+    for name in uncached:
+        tasks[name]["cachingOptions"] = {"enableCache": False}
+    for label, executor in spec["deploymentSpec"]["executors"].items():
+        container = executor.get("container")
+        if container is None:
+            continue
+        if container["command"] != TFX_ENTRYPOINT:
+            raise SpecError(f"executor {label}: unexpected command {container['command']}")
+        container["command"] = list(ENTRYPOINT)
 
 
 def _read_compiled(path: str) -> dict[str, Any]:

@@ -46,7 +46,7 @@ def small_data_dir(tmp_path_factory) -> Path:
     return out
 
 
-ALL_NODES = ["ImportExampleGen", "ImportSchemaGen", "latest_blessed_model_resolver", "StatisticsGen",
+ALL_NODES = ["ImportExampleGen", "ImportSchemaGen", "BaselineModel", "StatisticsGen",
              "ExampleValidator", "ValidationGate", "Transform", "Trainer", "Evaluator", "InfraValidator", "Pusher",
              "SliceReport"]
 LINE = re.compile(r"^\[\s*\d+/\d+\] (\S+)\s+(done|cached|FAILED)\s+([\d.]+) s$", re.M)

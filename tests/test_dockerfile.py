@@ -122,3 +122,12 @@ def test_the_pipeline_image_is_the_default_beam_worker_container():
         "beam_runner": "dataflow", "dataflow_project": "p", "dataflow_region": "r",
         "dataflow_temp_location": "gs://b/tmp", "pipeline_root": "gs://b/root"}, base_dir=ROOT)
     assert f"--sdk_container_image={cfg.image}" in beam.runner_args(cfg, "dataflow")
+
+
+def test_the_compiled_command_is_importable_in_the_image():
+    from pipeline.kubeflow import ENTRYPOINT
+
+    module = ENTRYPOINT[ENTRYPOINT.index("-m") + 1]
+    assert module.split(".")[0] in re.findall(r"^COPY (\w+)/ ", DOCKERFILE, re.M)
+    assert re.search(rf"python -c \"import [^\"]*\b{re.escape(module)}\b", DOCKERFILE)
+    assert re.search(r"^ENV PYTHONPATH=/pipeline$", DOCKERFILE, re.M)  # run-local's PYTHONPATH too

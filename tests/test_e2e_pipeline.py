@@ -60,7 +60,7 @@ def test_rerun_is_cached_and_a_trainer_change_reruns_only_what_follows(first_run
     # so the first model, now blessed, does not become its own baseline.
     states, stdout = run_pipeline(workdir, data_dir)
     expected = {n: "cached" for n in ALL_NODES}
-    expected["latest_blessed_model_resolver"] = "done"  # resolvers always resolve afresh
+    expected["BaselineModel"] = "done"  # resolvers always resolve afresh
     assert states == expected, stdout
     assert sorted(os.listdir(workdir / "serving" / "taxi_tips")) == before
 

@@ -143,6 +143,8 @@ def test_submit_uploads_pipeline_creates_experiment_and_run_with_parameters(api,
     assert run["pipeline_version_reference"]["pipeline_version_id"] == "pipeline-1-v2"
     assert run["runtime_config"]["parameters"] == {"input_base": "gs://b/other",
                                                    "train_args": '{"num_steps": 50}'}
+    # The uploaded spec has no root: without this the backend would use its default MinIO root.
+    assert run["runtime_config"]["pipeline_root"] == "gs://b/root"
     upload = next(r for r in api.requests if r["path"].endswith("/pipelines/upload"))
     assert b'"schemaVersion": "2.1.0"' in upload["body"] and b"gcsOutputDirectory" not in upload["body"]
     out = capsys.readouterr()
@@ -167,6 +169,16 @@ def test_schedule_creates_a_cron_recurring_run_without_catchup(api, spec):
     assert rr["no_catchup"] is True
     assert rr["mode"] == "ENABLE"
     assert rr["runtime_config"]["parameters"] == {}
+    assert rr["runtime_config"]["pipeline_root"] == "gs://b/root"
+
+
+def test_a_root_the_launcher_would_refuse_is_refused_before_any_request(api, tmp_path, capsys):
+    path = tmp_path / "local-root.json"
+    path.write_text(json.dumps({**SPEC, "runtimeConfig": {"gcsOutputDirectory": "/srv/root"}}))
+    for command in (["submit"], ["schedule", "--cron", "0 0 3 * * *"]):
+        assert kfp_runner.main(command + ["--spec", str(path), "--endpoint", api.url]) == 2
+        assert "KFP's launcher accepts only a bucket URI" in capsys.readouterr().err
+    assert api.requests == []
 
 
 def test_five_field_cron_is_refused_before_any_request(api, spec, capsys):

@@ -8,20 +8,21 @@ or settings change it, `test_spec_matches_golden` prints the diff for review and
 import difflib
 import json
 import os
+import shutil
 from pathlib import Path
 
 import pytest
 
 import kfp_runner
 from pipeline.config import load_config
-from pipeline.kfp_local import LocalRun, check_runnable, execution_order, run_compiled, _deployment
-from pipeline.kubeflow import SpecError, load_job, task_dependencies
+from pipeline.kfp_local import (LocalRun, check_runnable, execution_order, pipeline_parameters, run_compiled,
+                                _deployment)
+from pipeline.kubeflow import ENTRYPOINT, SpecError, load_job, task_dependencies
 
 ROOT = Path(__file__).resolve().parent.parent
+IN_PROCESS = "--runner=FnApiRunner,--direct_running_mode=in_memory,--direct_num_workers=1"  # small data
 GOLDEN = ROOT / "tests" / "golden" / "pipeline.json"
 CONFIG = ROOT / "configs" / "kubeflow.toml"
-# The local Resolver becomes a component on Kubeflow (open-source KFP runs no resolver tasks).
-KFP_NAME = {"latest_blessed_model_resolver": "latest_pushed_model"}
 
 
 @pytest.fixture(scope="module")
@@ -43,24 +44,22 @@ def test_every_local_node_is_a_task_with_the_same_dependencies(compiled):
     from pipeline.dag import create_pipeline
 
     local = create_pipeline(load_config(CONFIG, base_dir=ROOT))
-    expected = {KFP_NAME.get(n.id, n.id): {KFP_NAME.get(u.id, u.id) for u in n.upstream_nodes}
-                for n in local.components}
+    expected = {n.id: {u.id for u in n.upstream_nodes} for n in local.components}
     # Locally the resolver reads the candidate (to exclude it from the baselines); the
     # serving directory's latest version needs no candidate.
-    expected["latest_pushed_model"].discard("Trainer")
+    expected["BaselineModel"].discard("Trainer")
     _, spec = load_job(str(compiled))
     assert task_dependencies(spec) == expected
 
 
-def test_every_executor_runs_the_pipeline_image_through_tfx_entrypoint(compiled):
+def test_every_executor_runs_the_pipeline_image_through_the_compatibility_entrypoint(compiled):
     cfg = load_config(CONFIG, base_dir=ROOT)
     _, spec = load_job(str(compiled))
     executors = _deployment(spec).executors
     assert len(executors) == 12
     for label, executor in executors.items():
         assert executor.container.image == cfg.image, label
-        assert list(executor.container.command) == [
-            "python", "-m", "tfx.orchestration.kubeflow.v2.container.kubeflow_v2_run_executor"]
+        assert list(executor.container.command) == ENTRYPOINT == ["python", "-m", "pipeline.kfp_entrypoint"]
         assert "{{$}}" in executor.container.args
         assert "--direct_running_mode=multi_processing" in executor.container.args
 
@@ -148,23 +147,49 @@ def test_unknown_fields_cycles_and_unknown_parameters_are_spec_errors(compiled, 
     _, spec = load_job(_broken_copy(compiled, tmp_path, cycle))
     with pytest.raises(SpecError, match="dependency cycle"):
         execution_order(spec)
+    job, spec = load_job(str(compiled))
     with pytest.raises(SpecError, match="unknown run parameter"):
-        run_compiled(str(compiled), {"train_stepz": "5"}, pipeline_root=str(tmp_path / "r"))
+        pipeline_parameters(job, spec, {"train_stepz": "5"})
+
+
+def test_nodes_reading_the_outside_world_are_not_cached_and_compiling_reads_no_local_input(
+        compiled, monkeypatch, tmp_path):
+    from pipeline import beam, kubeflow
+
+    _, spec = load_job(str(compiled))
+    uncached = {n for n, t in spec.root.dag.tasks.items() if not t.caching_options.enable_cache}
+    assert uncached == {"ImportExampleGen", "BaselineModel"}
+
+    def no_peeking(*args, **kwargs):
+        raise AssertionError("compiling for Kubeflow looked at this machine's input or cores")
+
+    monkeypatch.setattr(beam, "input_bytes", no_peeking)
+    monkeypatch.setattr(os, "cpu_count", no_peeking)
+    cfg = load_config(CONFIG, {"kubeflow_beam_args": []}, base_dir=ROOT)
+    job = kubeflow.compile_pipeline(cfg, str(tmp_path / "p.json"))
+    args = job["pipelineSpec"]["deploymentSpec"]["executors"]["StatisticsGen_executor"]["container"]["args"]
+    assert args[-2:] == ["--direct_running_mode=multi_processing", "--direct_num_workers=0"]
 
 
 @pytest.mark.e2e
-def test_compiled_spec_runs_end_to_end_and_pushes_a_model(tmp_path):
-    """Each task through TFX's container entrypoint, artifacts passed as KFP passes them."""
+def test_compiled_spec_runs_twice_the_second_run_reads_the_input_again_and_is_judged_against_the_first(
+        tmp_path, small_data_dir):
+    """Each task through the image's entrypoint, with the driver's artifacts, KFP's cache and
+    the launcher's downloads: the second run does real work and has the first model as baseline."""
     spec_path = tmp_path / "pipeline.json"
     serving = tmp_path / "serving"
     assert kfp_runner.main([
         "compile", "--config", str(ROOT / "configs" / "local.toml"), "--output", str(spec_path),
         "--set", f"image_workdir={ROOT}", "--set", f"pipeline_root={tmp_path / 'root'}",
-        "--set", f"serving_dir={serving}"]) == 0
-    run: LocalRun = run_compiled(str(spec_path), {"train_args": '{"num_steps": 200}'})
+        "--set", f"serving_dir={serving}", "--set", f"input_base={small_data_dir}",
+        "--set", "min_auc=0.5", "--set", "min_accuracy=0.5", "--set", "max_auc_drop=0.5",
+        "--set", f"kubeflow_beam_args={IN_PROCESS}"]) == 0
+    params = {"train_args": '{"num_steps": 100}'}
+    run: LocalRun = run_compiled(str(spec_path), params, local_storage=True)
     assert set(run.seconds) == set(load_job(str(spec_path))[1].root.dag.tasks)
+    assert set(run.states.values()) == {"done"}
 
-    baseline = run.artifact("latest_pushed_model", "model")
+    baseline = run.artifact("BaselineModel", "model")
     assert baseline.metadata["baseline_found"] == 0  # nothing served yet: no baseline
     blessing = run.artifact("Evaluator", "blessing")
     assert blessing.metadata["blessed"] == 1
@@ -175,5 +200,23 @@ def test_compiled_spec_runs_end_to_end_and_pushes_a_model(tmp_path):
     assert os.path.isfile(os.path.join(version_dir, "saved_model.pb"))
     report = run.artifact("SliceReport", "report")
     assert os.path.isfile(os.path.join(report.uri, "report.html"))
-    # The run parameter reached the Trainer: 200 steps, not the config's 1000.
-    assert '"num_steps": 200' in Path(run.root, run.run_id, "logs", "Trainer.log").read_text()
+    # The run parameter reached the Trainer: 100 steps, not the config's 1000.
+    assert '"num_steps": 100' in Path(run.root, "taxi-tips", run.run_id, "logs", "Trainer.log").read_text()
+
+    # New data lands in the input directory before the scheduled second run.
+    shutil.copy(next(small_data_dir.glob("*.tfrecord.gz")), small_data_dir / "part-new.tfrecord.gz")
+    try:
+        second: LocalRun = run_compiled(str(spec_path), params, local_storage=True)
+    finally:
+        (small_data_dir / "part-new.tfrecord.gz").unlink()
+    assert second.states["ImportSchemaGen"] == "cached"  # constant inputs: KFP's cache serves it
+    assert {t for t, s in second.states.items() if s == "done"} == set(second.states) - {"ImportSchemaGen"}
+    examples = [r.artifact("ImportExampleGen", "examples") for r in (run, second)]
+    assert examples[0].name != examples[1].name and examples[0].uri != examples[1].uri
+    assert examples[0].metadata["input_fingerprint"] != examples[1].metadata["input_fingerprint"]
+    baseline = second.artifact("BaselineModel", "model")
+    assert baseline.metadata["baseline_found"] == 1 and baseline.metadata["source"] == version_dir
+    # TFX's Evaluator records the baseline it compared against in the blessing.
+    judged = second.artifact("Evaluator", "blessing").metadata
+    assert judged["baseline_model"] == baseline.uri and judged["current_model"] == second.artifact(
+        "Trainer", "model").uri
