@@ -17,6 +17,7 @@ ROLES = {
     "ValidationGate": "stops on anomalies",
     "Transform": "tf.Transform",
     "Trainer": "Keras, MirroredStrategy",
+    "BaselineModel": "last blessed model",
     "Evaluator": "TFMA, sliced, gated",
     "InfraValidator": "loads in a model server",
     "Pusher": "TF Serving directory",

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 import kfp_runner
-from conftest import DATA_DIR, read_examples, write_examples
+from conftest import DATA_DIR, read_examples, write_examples, taxi_config
 from pipeline import kfp_entrypoint
 from pipeline.kfp_local import (TaskFailed, cache_key, download, list_objects, run_compiled,
                                 second_run_cache_hits)
@@ -41,7 +41,7 @@ def local_spec(tmp_path_factory):
     write_examples(read_examples(str(DATA_DIR / "*.tfrecord.gz"), limit=200), tmp / "data" / "part-0.tfrecord.gz")
     out = tmp / "pipeline.json"
     assert kfp_runner.main([
-        "compile", "--config", str(ROOT / "configs" / "local.toml"), "--output", str(out),
+        "compile", "--config", str(taxi_config(tmp)), "--output", str(out),
         "--set", f"image_workdir={ROOT}", "--set", f"pipeline_root={tmp / 'unused'}",
         "--set", f"serving_dir={tmp / 'serving'}", "--set", f"input_base={tmp / 'data'}",
         "--set", f"kubeflow_beam_args={IN_PROCESS}"]) == 0

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 import kfp_runner
+from conftest import taxi_config
 from pipeline.config import load_config
 from pipeline.kfp_local import (LocalRun, check_runnable, execution_order, pipeline_parameters, run_compiled,
                                 _deployment)
@@ -179,10 +180,10 @@ def test_compiled_spec_runs_twice_the_second_run_reads_the_input_again_and_is_ju
     spec_path = tmp_path / "pipeline.json"
     serving = tmp_path / "serving"
     assert kfp_runner.main([
-        "compile", "--config", str(ROOT / "configs" / "local.toml"), "--output", str(spec_path),
+        "compile", "--config", str(taxi_config(tmp_path)), "--output", str(spec_path),
         "--set", f"image_workdir={ROOT}", "--set", f"pipeline_root={tmp_path / 'root'}",
         "--set", f"serving_dir={serving}", "--set", f"input_base={small_data_dir}",
-        "--set", "min_auc=0.5", "--set", "min_accuracy=0.5", "--set", "max_auc_drop=0.5",
+        "--set", "thresholds={auc = {min = 0.5}}", "--set", "max_drop={auc = 0.5}",
         "--set", f"kubeflow_beam_args={IN_PROCESS}"]) == 0
     params = {"train_args": '{"num_steps": 100}'}
     run: LocalRun = run_compiled(str(spec_path), params, local_storage=True)
