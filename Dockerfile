@@ -50,3 +50,5 @@ COPY --from=beam_sdk /opt/apache/beam /opt/apache/beam
 ENTRYPOINT ["/opt/apache/beam/boot"]
 
 ENV PYTHONPATH=/pipeline
+# Keras 2, as tf.Transform needs (pipeline/__init__.py says why)
+ENV TF_USE_LEGACY_KERAS=1

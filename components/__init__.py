@@ -1,4 +1,8 @@
-"""Model code and custom TFX components, importable without the orchestration."""
+"""Custom TFX components and executors."""
+
+import os
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # as pipeline/__init__.py explains
 
 
 def __getattr__(name: str):

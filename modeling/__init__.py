@@ -5,3 +5,8 @@ none of it knows how it is orchestrated: no `tfx.orchestration`, no runner, noth
 `pipeline/` (tests/test_layers.py keeps it so). Transform and the Trainer call into it by
 module path with a JSON "plan" (modeling/roles.py) that says, per feature, what to do.
 """
+
+import os
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # Keras 2, as tf.Transform needs: pipeline/__init__.py
+

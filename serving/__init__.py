@@ -6,3 +6,8 @@ version and TF Serving's request semantics), `repository` (which version is serv
 and writing), `signatures` (is an export valid for TF Serving?), and the `python -m serving`
 command line. docs/serving.md says what follows TF Serving and where it differs.
 """
+
+import os
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # Keras 2, as tf.Transform needs: pipeline/__init__.py
+

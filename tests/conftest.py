@@ -14,6 +14,7 @@ import pytest
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT_DIR))
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # as pipeline/__init__.py explains
 
 DATA_DIR = PROJECT_DIR / "data" / "taxi"
 SCHEMA_PATH = PROJECT_DIR / "schemas" / "taxi_schema.pbtxt"
