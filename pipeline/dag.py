@@ -104,6 +104,8 @@ def create_pipeline(cfg: PipelineConfig, metadata_connection_config=None,
         statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"])
     validation_gate = ValidationGate(
         anomalies=example_validator.outputs["anomalies"],
+        examples=example_gen.outputs["examples"],
+        schema=schema_gen.outputs["schema"],
         fail_on_anomalies=int(cfg.fail_on_anomalies))
 
     transform = Transform(
