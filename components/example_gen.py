@@ -130,20 +130,28 @@ def read_records(path: str, chunk_size: int = 1 << 20):
 
     import google_crc32c
 
-    f = _open_decompressed(path, detect_compression(path))
+    compression = detect_compression(path)
+    kind = {GZIP: "gzip", ZLIB: "zlib", UNCOMPRESSED: "uncompressed"}[compression]
+    f = _open_decompressed(path, compression)
     count, buf, pos = 0, b"", 0
+
+    def broken(what: str) -> CorruptFile:
+        if count == 0:
+            return CorruptFile(f"{path}: not a TFRecord file ({kind}, but {what} at its first record)")
+        return CorruptFile(f"{path}: corrupt {kind} TFRecord file: {what} after {count} good records")
+
     try:
         while True:
             try:
                 chunk = f.read(chunk_size)
             except (EOFError, OSError, zlib.error) as e:
-                raise CorruptFile(f"{path}: corrupt or truncated compressed file after {count} records ({e})") from None
+                raise CorruptFile(f"{path}: corrupt or truncated {kind} file after {count} records ({e})") from None
             buf, pos = buf[pos:] + chunk, 0
             end_of_buf = len(buf)
             while pos + 12 <= end_of_buf:
                 (length,), (length_crc,) = struct.unpack_from("<Q", buf, pos), struct.unpack_from("<I", buf, pos + 8)
                 if length_crc != _masked_crc32c(buf[pos:pos + 8]):
-                    raise CorruptFile(f"{path}: corrupt TFRecord file: bad length checksum at record {count}")
+                    raise broken("a bad length checksum")
                 stop = pos + 12 + length + 4
                 if stop > end_of_buf:
                     break
@@ -151,14 +159,13 @@ def read_records(path: str, chunk_size: int = 1 << 20):
                 (data_crc,) = struct.unpack_from("<I", buf, stop - 4)
                 crc = google_crc32c.value(record)
                 if data_crc != (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF:
-                    raise CorruptFile(f"{path}: corrupt TFRecord file: bad data checksum at record {count}")
+                    raise broken("a bad data checksum")
                 yield record
                 count += 1
                 pos = stop
             if not chunk:
                 if pos < end_of_buf:
-                    raise CorruptFile(f"{path}: truncated TFRecord file: {end_of_buf - pos} bytes after "
-                                      f"record {count - 1} do not make a whole record")
+                    raise broken(f"truncated: {end_of_buf - pos} bytes that do not make a whole record")
                 return
     finally:
         f.close()

@@ -63,8 +63,51 @@ def test_truncated_gzip_names_the_file(tmp_path, records):
 
 def test_records_that_are_not_examples(tmp_path):
     write_examples([b"\x08\x96\x01not-an-example"] * 3, tmp_path / "x.tfrecord.gz")
-    with pytest.raises(InputError, match=r"x\.tfrecord\.gz: record 0 is not a tf.train.Example"):
+    with pytest.raises(InputError, match=r"x\.tfrecord\.gz: record 0 does not parse as a tf.train.Example"):
         check_inputs(cfg_for(tmp_path))
+
+
+def write_raw(records, path, compression=""):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with tf.io.TFRecordWriter(str(path), tf.io.TFRecordOptions(compression_type=compression)) as w:
+        for r in records:
+            w.write(r)
+
+
+def test_gzip_zlib_and_uncompressed_files_are_all_counted(tmp_path, records):
+    """By content: the names say .gz for all three."""
+    write_examples(records[:100], tmp_path / "a.tfrecord.gz")
+    write_raw(records[100:300], tmp_path / "b.tfrecord.gz", "ZLIB")
+    write_raw(records[300:], tmp_path / "c.tfrecord.gz")
+    assert check_inputs(cfg_for(tmp_path)) == {"all": 500}
+
+
+def test_an_empty_example_is_counted_not_refused(tmp_path, records):
+    empty = tf.train.Example().SerializeToString()
+    assert empty == b""
+    write_raw([empty, *records[:9], empty], tmp_path / "a.tfrecord.gz")
+    assert check_inputs(cfg_for(tmp_path)) == {"all": 11}
+
+
+@pytest.mark.parametrize("compression,kind", [("", "uncompressed"), ("ZLIB", "zlib"), ("GZIP", "gzip")])
+def test_a_truncated_file_of_each_kind_says_where(tmp_path, records, compression, kind):
+    write_raw(records[:200], tmp_path / "full", compression)
+    data = (tmp_path / "full").read_bytes()
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "t.tfrecord.gz").write_bytes(data[: len(data) * 2 // 3])
+    with pytest.raises(InputError, match=rf"t\.tfrecord\.gz: (corrupt or truncated {kind} file|corrupt {kind} "
+                                         rf"TFRecord file: truncated.*) after \d+ (good )?records"):
+        check_inputs(cfg_for(tmp_path / "in"))
+
+
+def test_a_corrupt_record_in_an_uncompressed_file(tmp_path, records):
+    write_raw(records[:50], tmp_path / "x.tfrecord")
+    data = bytearray((tmp_path / "x.tfrecord").read_bytes())
+    data[len(data) // 2] ^= 0xFF  # one flipped byte
+    (tmp_path / "x.tfrecord").write_bytes(bytes(data))
+    with pytest.raises(InputError, match=r"x\.tfrecord: corrupt uncompressed TFRecord file: a bad (data|length) "
+                                         r"checksum after 2\d good records"):
+        check_inputs(cfg_for(tmp_path, input_pattern="*"))
 
 
 def test_plain_text_is_not_a_tfrecord(tmp_path):
