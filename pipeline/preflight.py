@@ -121,9 +121,13 @@ def check_inputs(cfg: PipelineConfig) -> dict[str, int]:
     if seen and seen != checked and not remote_root:
         os.makedirs(os.path.dirname(memo_path), exist_ok=True)
         tmp = f"{memo_path}.{os.getpid()}.tmp"
-        with open(tmp, "w") as f:
-            json.dump(seen, f)
-        os.replace(tmp, memo_path)
+        try:
+            with open(tmp, "w") as f:
+                json.dump(seen, f)
+            os.replace(tmp, memo_path)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
     return counts
 
 
