@@ -33,7 +33,8 @@ def _dataset(fn_args: FnArgs, files, tf_transform_output, batch_size: int) -> tf
 
     return fn_args.data_accessor.tf_dataset_factory(
         files,
-        TensorFlowDatasetOptions(batch_size=batch_size),
+        # ExampleGen keeps the input's order (no global shuffle): shuffle here, from a wide buffer.
+        TensorFlowDatasetOptions(batch_size=batch_size, shuffle=True, shuffle_buffer_size=50_000),
         tf_transform_output.raw_metadata.schema,
     ).map(features_and_label, num_parallel_calls=tf.data.AUTOTUNE).repeat()
 

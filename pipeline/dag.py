@@ -13,7 +13,7 @@ import os
 
 # Not `tfx.v1`: it also imports the Google Cloud extensions (2 s of every run's start-up,
 # an unchanged rerun's largest avoidable cost).
-from tfx.components import (Evaluator, ExampleValidator, ImportExampleGen, Pusher, StatisticsGen,
+from tfx.components import (Evaluator, ExampleValidator, Pusher, StatisticsGen,
                             Trainer, Transform)
 from tfx.dsl.components.base import executor_spec
 from tfx.dsl.components.common.resolver import Resolver
@@ -22,7 +22,8 @@ from tfx.orchestration.pipeline import Pipeline
 from tfx.proto import example_gen_pb2, pusher_pb2, trainer_pb2
 from tfx.types import Channel, standard_artifacts
 
-from components import baseline_model, example_gen, serving_pusher
+from components import baseline_model, serving_pusher
+from components.example_gen import ImportExampleGen
 from components.baseline_resolver import CANDIDATE, PreviousBlessedModelStrategy
 from components.infra_validator import make_infra_validator
 from components.slice_report import SliceReport
@@ -95,7 +96,6 @@ def create_pipeline(cfg: PipelineConfig, metadata_connection_config=None,
         input_base=params.get("input_base", location("input_base")),
         input_config=example_gen_input_config(cfg),
         output_config=example_gen_output_config(cfg),
-        custom_executor_spec=executor_spec.BeamExecutorSpec(example_gen.Executor),
     )
     statistics_gen = StatisticsGen(examples=example_gen.outputs["examples"])
     schema_gen = FingerprintedImportSchemaGen(

@@ -284,3 +284,64 @@ def test_a_report_that_cannot_be_written_leaves_the_old_one_whole(workdir, fault
     assert re.match(rf"cannot write the report directory {re.escape(out)}\S*: {cause}; .*--out DIR$", line), line
     assert sorted(n for n in os.listdir(out) if n != "filler") == ["report.html", "report.md"]
     assert open(os.path.join(out, "report.md")).read() == "old"
+
+
+def run_cli(*sets: str, user: int | None = None, timeout: int = 900) -> subprocess.CompletedProcess:
+    args = [sys.executable, str(PROJECT_DIR / "local_runner.py")]
+    for s in sets:
+        args += ["--set", s]
+    extra = {"user": user, "group": user, "extra_groups": []} if user is not None else {}
+    return subprocess.run(args, capture_output=True, text=True, cwd=PROJECT_DIR, timeout=timeout, **extra)
+
+
+def cli_sets(base: str, data_dir) -> list[str]:
+    return [f"input_base={data_dir}", f"pipeline_root={base}/root", f"metadata_path={base}/meta/metadata.sqlite",
+            f"serving_dir={base}/serving"]
+
+
+@pytest.mark.parametrize("fault", ["read-only", "permission"])
+def test_cli_refuses_an_unwritable_output_in_one_line_and_writes_nothing(workdir, small_data_dir, fault):
+    """Before TensorFlow is even imported: exit 2, one line, nothing in any output."""
+    make_fault(workdir, "serving", fault)
+    data = small_data_dir
+    if fault == "permission":  # nobody must read the data
+        data = os.path.join(workdir, "data")
+        shutil.copytree(small_data_dir, data)
+        os.chmod(data, 0o755)
+    proc = run_cli(*cli_sets(workdir, data), user=NOBODY if fault == "permission" else None, timeout=120)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    lines = (proc.stdout + proc.stderr).strip().splitlines()
+    cause = "read-only file system" if fault == "read-only" else r"permission denied for user nobody \(uid 65534\)"
+    assert len(lines) == 1 and re.fullmatch(
+        rf"output error: cannot write the serving directory {re.escape(workdir)}/serving/taxi_tips: {cause}; .*"
+        r"--set serving_dir=PATH", lines[0]), lines
+    assert not os.path.exists(os.path.join(workdir, "meta", "metadata.sqlite"))
+    assert not os.listdir(os.path.join(workdir, "logs"))  # not even a log file
+    assert not os.listdir(os.path.join(workdir, "root"))
+
+
+@pytest.mark.e2e
+def test_a_disk_that_fills_up_during_the_push_then_a_rerun_after_freeing_it(workdir, small_data_dir):
+    """The serving directory's disk takes the write check but not the model: the push fails
+    in one line, no version is left for a model server, and once there is room the next
+    run pushes (the components before the Pusher are cached)."""
+    serving = os.path.join(workdir, "serving")
+    mount_tmpfs(serving, "256k")
+    sets = cli_sets(workdir, small_data_dir) + ["train_steps=50", "eval_steps=5", "min_auc=0.5", "min_accuracy=0.5",
+                                                "max_auc_drop=0.5"]
+    proc = run_cli(*sets)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    failure = [l for l in proc.stdout.splitlines() if l.startswith("run failed in ")]
+    assert len(failure) == 1 and re.fullmatch(
+        rf"run failed in Pusher: cannot write the serving directory {re.escape(serving)}/taxi_tips/\S+: no space left "
+        r"on the device; free space on that file system, or use another location: --set serving_dir=PATH",
+        failure[0]), proc.stdout
+    assert "Traceback" not in proc.stdout + proc.stderr
+    assert os.listdir(os.path.join(serving, "taxi_tips")) == []  # nothing a model server would load
+
+    subprocess.run(["mount", "-o", "remount,size=256m", serving], check=True)  # the fix: room
+    proc = run_cli(*sets)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert re.search(r"\] Pusher\s+done", proc.stdout) and re.search(r"\] Trainer\s+cached", proc.stdout), proc.stdout
+    versions = os.listdir(os.path.join(serving, "taxi_tips"))
+    assert len(versions) == 1 and os.path.exists(os.path.join(serving, "taxi_tips", versions[0], "saved_model.pb"))
