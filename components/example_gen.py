@@ -15,7 +15,7 @@ bytes move: each file is opened with the compression its first bytes show, every
 is partitioned by TFX's own `_PartitionFn` (so a record lands in the same split as with
 the stock executor), and records stream straight into a few gzip TFRecord files per split
 (round robin, so each file is a fair share that one Evaluator worker can take). Memory is
-a read batch and the open writers, whatever the row count. There is no global shuffle:
+a decompressed chunk and the open writers, whatever the row count. There is no global shuffle:
 the Trainer shuffles what it reads (components/trainer.py).
 """
 
