@@ -63,7 +63,7 @@ def merge_exact_counts(found: dict[str, list[str]], exact: dict[str, dict[str, s
             if at is None:
                 lines.append(f"{name}: Float feature has {text}; the schema's float_domain disallows them.")
             else:
-                lines[at] += f"; {text}"
+                lines[at] = f"{lines[at].rstrip('.')}; {text}"
     return merged
 
 

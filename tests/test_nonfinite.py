@@ -91,7 +91,7 @@ def test_exact_counts_reach_the_gate_even_where_statistics_miss_them(tmp_path):
     assert exact == {"train": {"x": "20 NaN values"}}  # y's infinity is allowed
     # TFDV listed x (from full statistics): its line gains the count ...
     merged = merge_exact_counts({"train": ["x: Float feature has NaN values."]}, exact)
-    assert merged == {"train": ["x: Float feature has NaN values.; 20 NaN values (exact count over every example)"]}
+    assert merged == {"train": ["x: Float feature has NaN values; 20 NaN values (exact count over every example)"]}
     # ... and where sampled statistics missed it, the gate still lists it.
     assert merge_exact_counts({}, exact) == {"train": [
         "x: Float feature has 20 NaN values (exact count over every example); "
