@@ -60,7 +60,8 @@ def _copy_into_place(model_dir: str, base: str, version: int) -> str:
     try:
         shutil.copytree(model_dir, staging)
         os.rename(staging, target)  # atomic on one filesystem
-    except BaseException:  # e.g. a full disk: no half copy left to take up its space
+    except Exception:  # e.g. a full disk: no half copy left to take up its space (a killed
+        # process leaves one; the next push's _prune removes it)
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return target
