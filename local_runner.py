@@ -33,13 +33,18 @@ def main(argv: list[str] | None = None) -> int:
         print(f"config error: {e}", file=sys.stderr)
         return 2
 
+    from pipeline.output_faults import OutputError, check_outputs, describe, log_dir
+
+    try:  # before anything is written: the log file is the first output
+        check_outputs(cfg)
+    except OutputError as e:
+        print(f"output error: {e}", file=sys.stderr)
+        return 2
     from pipeline.preflight import InputError, RunLock, RunLocked, check_inputs
     from pipeline.progress import ComponentProgress, configure_logging
 
-    log_dir = os.path.join(os.path.dirname(cfg.path("pipeline_root")), "logs")
-    os.makedirs(log_dir, exist_ok=True)
-    log_file = os.path.join(log_dir, time.strftime("run-%Y%m%d-%H%M%S.log"))
-    configure_logging(log_file, args.verbose)
+    log_file = os.path.join(log_dir(cfg), time.strftime("run-%Y%m%d-%H%M%S.log"))
+    log_handler = configure_logging(log_file, args.verbose)
     if not args.verbose:  # TensorFlow's and Beam's native code write straight to fd 2
         sys.stderr = os.fdopen(os.dup(2), "w", buffering=1)
         with open(log_file, "a") as f:
@@ -61,6 +66,9 @@ def main(argv: list[str] | None = None) -> int:
     except InputError as e:
         LOG.error("input error: %s", e)
         return 2
+    except OSError as e:  # the input-check memo beside the pipeline root
+        LOG.error("output error: %s", describe(e, cfg) or e)
+        return 2
     LOG.info("input: %s", ", ".join(f"{n} records ({split})" for split, n in counts.items()) or "remote")
 
     from tfx.orchestration.local.local_dag_runner import LocalDagRunner
@@ -69,7 +77,6 @@ def main(argv: list[str] | None = None) -> int:
     from pipeline.dag import create_pipeline
     from pipeline.run_outputs import read_run_result
 
-    os.makedirs(os.path.dirname(cfg.path("metadata_path")), exist_ok=True)
     pipeline = create_pipeline(
         cfg, sqlite_metadata_connection_config(cfg.path("metadata_path")))
     node_ids = [c.id for c in pipeline.components]
@@ -84,17 +91,24 @@ def main(argv: list[str] | None = None) -> int:
     except RunLocked as e:
         LOG.error("refused: %s", e)
         return 3
+    except OSError as e:
+        LOG.error("output error: %s", describe(e, cfg) or e)
+        return 2
     try:
         LocalDagRunner().run(pipeline)
     except Exception as e:  # one clear line; the traceback is in the log file
         failed = progress.failed()
         logging.getLogger("traceback").error("run failed", exc_info=True)  # log file only
-        LOG.error("run failed in %s: %s: %s", failed or "the pipeline", type(e).__name__, e)
+        fault = describe(e, cfg)
+        LOG.error("run failed in %s: %s", failed or "the pipeline", fault or f"{type(e).__name__}: {e}")
         LOG.error("full log: %s", log_file)
         return 1
     finally:
         logging.getLogger().removeHandler(progress)
         lock.release()
+    if log_handler.error is not None:  # the run went on; its log did not
+        LOG.error("run finished but its log is incomplete: %s", describe(log_handler.error, cfg))
+        return 1
 
     result = read_run_result(cfg.path("metadata_path"), cfg.pipeline_name)
     LOG.info("finished in %.1f s", time.monotonic() - start)

@@ -20,7 +20,8 @@ LOG = logging.getLogger(__name__)
 # The local runner shows the "pipeline" loggers on the console: the replica count is
 # the one training detail a user should see without opening the log file.
 PROGRESS = logging.getLogger("pipeline.trainer")
-SHUFFLE_BUFFER = 10_000
+# ExampleGen keeps the input's order (no global shuffle): the Trainer shuffles, from a wide buffer.
+SHUFFLE_BUFFER = 50_000
 
 
 def _dataset(fn_args: FnArgs, files, tf_transform_output, batch_size: int, plan: Plan,

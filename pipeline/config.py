@@ -27,7 +27,8 @@ class ConfigError(ValueError):
 @dataclass(frozen=True)
 class PipelineConfig:
     pipeline_name: str = "tabular"
-    # Input: a directory of TFRecord files of tf.train.Example.
+    # Input: a directory of TFRecord files of tf.train.Example (gzip, zlib or uncompressed,
+    # told by their content).
     input_base: str = "data/taxi"
     # Either a hash split of all files matching input_pattern ...
     input_pattern: str = "*"

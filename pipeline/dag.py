@@ -12,12 +12,13 @@ import os
 
 # Not `tfx.v1`: it also imports the Google Cloud extensions (2 s of every run's start-up,
 # an unchanged rerun's largest avoidable cost).
-from tfx.components import ExampleValidator, ImportExampleGen, Pusher, StatisticsGen, Trainer, Transform
+from tfx.components import ExampleValidator, Pusher, StatisticsGen, Trainer, Transform
 from tfx.dsl.components.base import executor_spec
 from tfx.orchestration.pipeline import Pipeline
 from tfx.proto import example_gen_pb2, pusher_pb2, trainer_pb2
 
 from components import serving_pusher
+from components.example_gen import ImportExampleGen
 from components.infra_validator import make_infra_validator
 from components.slice_report import SliceReport
 from components.schema_importer import FingerprintedImportSchemaGen
@@ -66,6 +67,8 @@ def create_pipeline(cfg: PipelineConfig, metadata_connection_config=None,
         statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"])
     validation_gate = ValidationGate(
         anomalies=example_validator.outputs["anomalies"],
+        examples=example_gen.outputs["examples"],
+        schema=schema_gen.outputs["schema"],
         fail_on_anomalies=int(cfg.fail_on_anomalies))
 
     transform = Transform(

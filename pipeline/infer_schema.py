@@ -27,6 +27,8 @@ def infer(files: list[str], label: str = "", sample_records: int = SAMPLE_RECORD
     import tensorflow_data_validation as tfdv
     from tensorflow.core.example import example_pb2
 
+    from components.schema import disallow_nonfinite_floats
+
     stats = _statistics(files)
     schema = tfdv.infer_schema(stats, infer_feature_shape=True)
 
@@ -52,9 +54,7 @@ def infer(files: list[str], label: str = "", sample_records: int = SAMPLE_RECORD
             if values and len(values) <= MAX_CATEGORIES and min(values) >= 0:
                 f.int_domain.min, f.int_domain.max = min(values), max(values)
                 f.int_domain.is_categorical = True
-        if f.type == 3 and not f.HasField("float_domain"):  # FLOAT
-            f.float_domain.disallow_nan = True
-            f.float_domain.disallow_inf = True
+    disallow_nonfinite_floats(schema)
     if label:
         by_name[label].not_in_environment.append("SERVING")
         del schema.default_environment[:]

@@ -65,13 +65,43 @@ class ComponentProgress(logging.Handler):
         self.stream.flush()
 
 
-def configure_logging(log_file: str, verbose: bool = False) -> None:
+class LogFile(logging.FileHandler):
+    """A log file that, when it stops taking writes (a full disk), keeps the first error
+    for the runner to report in one line, instead of printing a traceback per record."""
+
+    error: OSError | None = None  # the first one, naming the log file
+
+    def _keep(self, e: OSError) -> None:
+        if self.error is None:
+            self.error = OSError(e.errno, e.strerror, self.baseFilename)
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        exc = sys.exc_info()[1]
+        if isinstance(exc, OSError):
+            self._keep(exc)
+        else:
+            super().handleError(record)
+
+    def flush(self) -> None:
+        try:
+            super().flush()
+        except OSError as e:
+            self._keep(e)
+
+    def close(self) -> None:
+        try:
+            super().close()
+        except OSError as e:
+            self._keep(e)
+
+
+def configure_logging(log_file: str, verbose: bool = False) -> LogFile:
     """Everything to `log_file`; on the console only our own lines (and all if verbose)."""
     root = logging.getLogger()
     root.setLevel(logging.INFO)
     for handler in list(root.handlers):
         root.removeHandler(handler)
-    file_handler = logging.FileHandler(log_file)
+    file_handler = LogFile(log_file)
     file_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root.addHandler(file_handler)
     console = logging.StreamHandler(sys.stdout)
@@ -91,3 +121,4 @@ def configure_logging(log_file: str, verbose: bool = False) -> None:
             logging.getLogger("absl").removeHandler(handler)
     except ImportError:
         pass
+    return file_handler

@@ -36,7 +36,14 @@ def main(argv=None) -> int:
         statistics = getattr(statistics, "uri", statistics)
         anomalies = anomalies or (outs["ExampleValidator"].get("anomalies") or [None])[0]
         anomalies = getattr(anomalies, "uri", anomalies)
-    html_path, md_path = write_reports(load_report(evaluation, statistics, anomalies), args.out)
+    report = load_report(evaluation, statistics, anomalies)
+    try:
+        html_path, md_path = write_reports(report, args.out)
+    except OSError as e:
+        from pipeline.output_faults import describe_report_fault
+
+        print(f"output error: {describe_report_fault(e, args.out) or e}", file=sys.stderr)
+        return 1
     print(html_path)
     print(md_path)
     return 0

@@ -259,15 +259,21 @@ def render_markdown(report: Report, worst: int = 5) -> str:
 
 
 def write_reports(report: Report, out_dir: str) -> tuple[str, str]:
-    """Write report.html and report.md; each appears whole or not at all."""
+    """Write report.html and report.md; each appears whole or not at all, and both are
+    written before either replaces the old one (a full disk leaves the old pair)."""
     os.makedirs(out_dir, exist_ok=True)
-    paths = []
-    for name, text in (("report.html", render_html(report)), ("report.md", render_markdown(report))):
-        fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=f".{name}.")
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        target = os.path.join(out_dir, name)
-        os.replace(tmp, target)
-        os.chmod(target, 0o644)
-        paths.append(target)
-    return paths[0], paths[1]
+    staged = []
+    try:
+        for name, text in (("report.html", render_html(report)), ("report.md", render_markdown(report))):
+            fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=f".{name}.")
+            staged.append((tmp, os.path.join(out_dir, name)))
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                f.write(text)
+        for tmp, target in staged:
+            os.replace(tmp, target)
+            os.chmod(target, 0o644)
+    finally:
+        for tmp, _ in staged:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+    return staged[0][1], staged[1][1]

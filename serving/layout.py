@@ -56,9 +56,14 @@ def _copy_into_place(model_dir: str, base: str, version: int) -> str:
     """Copy to a hidden staging directory, then rename: the version appears whole or not at all."""
     staging = os.path.join(base, f"{STAGING_PREFIX}{version}-{os.getpid()}")
     shutil.rmtree(staging, ignore_errors=True)
-    shutil.copytree(model_dir, staging)
     target = os.path.join(base, str(version))
-    os.rename(staging, target)  # atomic on one filesystem
+    try:
+        shutil.copytree(model_dir, staging)
+        os.rename(staging, target)  # atomic on one filesystem
+    except Exception:  # e.g. a full disk: no half copy left to take up its space (a killed
+        # process leaves one; the next push's _prune removes it)
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
     return target
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -63,8 +64,51 @@ def test_truncated_gzip_names_the_file(tmp_path, records):
 
 def test_records_that_are_not_examples(tmp_path):
     write_examples([b"\x08\x96\x01not-an-example"] * 3, tmp_path / "x.tfrecord.gz")
-    with pytest.raises(InputError, match=r"x\.tfrecord\.gz: record 0 is not a tf.train.Example"):
+    with pytest.raises(InputError, match=r"x\.tfrecord\.gz: record 0 does not parse as a tf.train.Example"):
         check_inputs(cfg_for(tmp_path))
+
+
+def write_raw(records, path, compression=""):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with tf.io.TFRecordWriter(str(path), tf.io.TFRecordOptions(compression_type=compression)) as w:
+        for r in records:
+            w.write(r)
+
+
+def test_gzip_zlib_and_uncompressed_files_are_all_counted(tmp_path, records):
+    """By content: the names say .gz for all three."""
+    write_examples(records[:100], tmp_path / "a.tfrecord.gz")
+    write_raw(records[100:300], tmp_path / "b.tfrecord.gz", "ZLIB")
+    write_raw(records[300:], tmp_path / "c.tfrecord.gz")
+    assert check_inputs(cfg_for(tmp_path)) == {"all": 500}
+
+
+def test_an_empty_example_is_counted_not_refused(tmp_path, records):
+    empty = tf.train.Example().SerializeToString()
+    assert empty == b""
+    write_raw([empty, *records[:9], empty], tmp_path / "a.tfrecord.gz")
+    assert check_inputs(cfg_for(tmp_path)) == {"all": 11}
+
+
+@pytest.mark.parametrize("compression,kind", [("", "uncompressed"), ("ZLIB", "zlib"), ("GZIP", "gzip")])
+def test_a_truncated_file_of_each_kind_says_where(tmp_path, records, compression, kind):
+    write_raw(records[:200], tmp_path / "full", compression)
+    data = (tmp_path / "full").read_bytes()
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "t.tfrecord.gz").write_bytes(data[: len(data) * 2 // 3])
+    with pytest.raises(InputError, match=rf"t\.tfrecord\.gz: (corrupt or truncated {kind} file: .*|corrupt {kind} "
+                                         rf"TFRecord file: truncated.*) after \d+ good records"):
+        check_inputs(cfg_for(tmp_path / "in"))
+
+
+def test_a_corrupt_record_in_an_uncompressed_file(tmp_path, records):
+    write_raw(records[:50], tmp_path / "x.tfrecord")
+    data = bytearray((tmp_path / "x.tfrecord").read_bytes())
+    data[len(data) // 2] ^= 0xFF  # one flipped byte
+    (tmp_path / "x.tfrecord").write_bytes(bytes(data))
+    with pytest.raises(InputError, match=r"x\.tfrecord: corrupt uncompressed TFRecord file: a bad (data|length) "
+                                         r"checksum after 2\d good records"):
+        check_inputs(cfg_for(tmp_path, input_pattern="*"))
 
 
 def test_plain_text_is_not_a_tfrecord(tmp_path):
@@ -133,21 +177,33 @@ def test_cli_bad_config_is_refused_before_anything_runs(tmp_path):
 
 @pytest.mark.e2e
 def test_anomalies_stop_the_run_before_transform(tmp_path, records):
+    """Out-of-domain values, NaN (in 5% of the records) and infinity are each listed; the
+    input mixes a gzip and an uncompressed file, both named .gz, as users' data does."""
     bad = []
     for i, r in enumerate(records):
         ex = tf.train.Example.FromString(r)
         if i % 3 == 0:
             ex.features.feature["trip_start_hour"].int64_list.value[:] = [31]      # outside 0..23
             ex.features.feature["payment_type"].bytes_list.value[:] = [b"Bitcoin"]  # not in the domain
+        if i % 20 == 1:
+            ex.features.feature["fare"].float_list.value[:] = [float("nan")]
+        if i == 2:
+            ex.features.feature["trip_miles"].float_list.value[:] = [float("inf")]
         bad.append(ex.SerializeToString())
-    write_examples(bad, tmp_path / "data" / "bad.tfrecord.gz")
+    write_examples(bad[:250], tmp_path / "data" / "bad-0.tfrecord.gz")
+    write_raw(bad[250:], tmp_path / "data" / "bad-1.tfrecord.gz")  # uncompressed
     proc = runner("--set", f"input_base={tmp_path / 'data'}", "--set", f"pipeline_root={tmp_path}/root",
                   "--set", f"metadata_path={tmp_path}/m.sqlite", "--set", f"serving_dir={tmp_path}/serving")
     assert proc.returncode == 1, proc.stdout
+    assert "input: 500 records (all)" in proc.stdout
     assert "ValidationGate" in proc.stdout and "FAILED" in proc.stdout
     assert "trip_start_hour" in proc.stdout and "payment_type" in proc.stdout
+    nan_lines = [l for l in proc.stdout.splitlines() if "] fare: " in l]
+    assert nan_lines and all("NaN" in l and "exact count over every example" in l for l in nan_lines), proc.stdout
+    assert sum(int(re.search(r"(\d+) NaN values? \(exact", l).group(1)) for l in nan_lines) == 25
+    assert re.search(r"\] trip_miles: .*1 infinite value \(exact count", proc.stdout), proc.stdout
     assert "Transform" not in proc.stdout  # never started
-    assert not (tmp_path / "serving").exists()
+    assert not os.listdir(tmp_path / "serving" / "taxi_tips")  # created by the write check, empty
 
 
 @pytest.mark.e2e
