@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import argparse
 import glob
+import itertools
 import logging
 import os
 import sys
 
-from pipeline.tfrecords import compression, records
 
 LOG = logging.getLogger("pipeline.infer_schema")
 SAMPLE_RECORDS = 20_000
@@ -27,6 +27,7 @@ def infer(files: list[str], label: str = "", sample_records: int = SAMPLE_RECORD
     import tensorflow_data_validation as tfdv
     from tensorflow.core.example import example_pb2
 
+    from components.example_gen import read_records
     from components.schema import disallow_nonfinite_floats
 
     stats = _statistics(files)
@@ -35,7 +36,7 @@ def infer(files: list[str], label: str = "", sample_records: int = SAMPLE_RECORD
     distinct: dict[str, set] = {}
     seen = 0
     for path in files:
-        for record in records(path, sample_records - seen):
+        for record in itertools.islice(read_records(path), sample_records - seen):
             seen += 1
             for name, feature in example_pb2.Example.FromString(record).features.feature.items():
                 if feature.WhichOneof("kind") == "int64_list":
@@ -72,12 +73,14 @@ def _statistics(files: list[str]):
     from apache_beam.io.filesystem import CompressionTypes
     from tfx_bsl.public.tfxio import TFExampleBeamRecord
 
+    from components.example_gen import detect_compression
+
     codec = {"GZIP": CompressionTypes.GZIP, "ZLIB": CompressionTypes.DEFLATE, "": CompressionTypes.UNCOMPRESSED}
     out = os.path.join(tempfile.mkdtemp(prefix="infer-schema-"), "stats.tfrecord")
     options = tfdv.StatsOptions()
     with beam.Pipeline(options=beam.options.pipeline_options.PipelineOptions(
             ["--runner=FnApiRunner", "--direct_running_mode=in_memory"])) as p:
-        reads = [p | f"Read{i}" >> beam.io.ReadFromTFRecord(f, compression_type=codec[compression(f)])
+        reads = [p | f"Read{i}" >> beam.io.ReadFromTFRecord(f, compression_type=codec[detect_compression(f)])
                  for i, f in enumerate(files)]
         _ = (reads | beam.Flatten()
              | TFExampleBeamRecord(physical_format="tfrecord").BeamSource(options.desired_batch_size)

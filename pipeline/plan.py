@@ -8,12 +8,12 @@ does it read a sample of the label from the input files, and it says so.
 from __future__ import annotations
 
 import glob
+import itertools
 import json
 import os
 
 from modeling.roles import Plan, make_plan
 from pipeline.config import PipelineConfig
-from pipeline.tfrecords import records
 
 SAMPLE_RECORDS = 5000
 _CACHE: dict[str, Plan] = {}
@@ -55,9 +55,11 @@ def label_sampler(cfg: PipelineConfig):
         # runner has split the CPU into replicas.
         from tensorflow.core.example import example_pb2
 
+        from components.example_gen import read_records
+
         values: list = []
         for path in files:
-            for record in records(path, SAMPLE_RECORDS - len(values)):
+            for record in itertools.islice(read_records(path), SAMPLE_RECORDS - len(values)):
                 feature = example_pb2.Example.FromString(record).features.feature.get(cfg.label)
                 kind = feature.WhichOneof("kind") if feature is not None else None
                 if kind:
