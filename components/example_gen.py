@@ -316,6 +316,10 @@ def count_nonfinite(example, counts: dict[str, list[int]]) -> None:
 class Executor(base_beam_executor.BaseBeamExecutor):
     """Drop-in executor for TFX's ImportExampleGen (TFRecord input)."""
 
+    # Reads files under input_base as TFX's file-based ExampleGen executors do, so the same
+    # driver resolves its spans and fingerprints the input (pipeline/kfp_entrypoint.py).
+    FILE_BASED = True
+
     def Do(self, input_dict: dict[str, list], output_dict: dict[str, list],
            exec_properties: dict[str, Any]) -> None:
         self._log_startup(input_dict, output_dict, exec_properties)

@@ -99,7 +99,8 @@ def _is_file_based_example_gen(executor_class_path: str) -> bool:
     from tfx.utils import import_utils
 
     cls = import_utils.import_class_by_path(executor_class_path)
-    return issubclass(cls, base_example_gen_executor.BaseExampleGenExecutor)
+    return (issubclass(cls, base_example_gen_executor.BaseExampleGenExecutor)
+            or getattr(cls, "FILE_BASED", False))
 
 
 def run(args, beam_args: list[str]) -> None:

@@ -56,7 +56,7 @@ def build_wheel(out_dir: str | os.PathLike) -> str:
     src.mkdir(parents=True)
     for name in ("setup.py", "requirements.lock", "local_runner.py", "kfp_runner.py"):
         shutil.copy(PROJECT_DIR / name, src / name)
-    for package in ("pipeline", "components", "reporting", "serving"):
+    for package in ("modeling", "pipeline", "components", "reporting", "serving"):  # setup.py's packages
         shutil.copytree(PROJECT_DIR / package, src / package,
                         ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",

@@ -486,11 +486,11 @@ def test_report_renders_offline_in_headless_chromium(task, request, tmp_path):
 
 
 @pytest.mark.parametrize("task, gates_line, first", [
-    ("multiclass", "accuracy >= 0.4; log_loss <= 0.5; accuracy drop <= 0 vs the last blessed model; "
+    ("multiclass", "example_count >= 1; accuracy >= 0.4; log_loss <= 0.5; accuracy drop <= 0 vs the last blessed model; "
                    "log_loss rise <= 0 vs the last blessed model", "accuracy"),
-    ("regression", "mean_absolute_error <= 2; r2 >= 0.5; root_mean_squared_error rise <= 0.05 vs the last "
+    ("regression", "example_count >= 1; mean_absolute_error <= 2; r2 >= 0.5; root_mean_squared_error rise <= 0.05 vs the last "
                    "blessed model; r2 drop <= 0.5 vs the last blessed model", "r2"),
-    ("binary", "auc >= 0.5; auc drop <= 0.01 vs the last blessed model", "auc"),
+    ("binary", "example_count >= 1; auc >= 0.5; auc drop <= 0.01 vs the last blessed model", "auc"),
 ])
 def test_run_summary_names_the_task_its_gates_and_headline(task, gates_line, first, request, caplog):
     """What `make run` prints at the end, from the evaluation as read_run_result reads it."""
