@@ -63,6 +63,7 @@ def taxi_config(workdir) -> Path:
 
 # The taxi configuration for tests that load one in-process and override its paths.
 TAXI_TOML = taxi_config(tempfile.mkdtemp(prefix="taxi-config-"))
+os.chmod(TAXI_TOML.parent, 0o755)  # readable by the tests that run as user nobody
 
 
 def run_pipeline(workdir, data_dir, *overrides: str) -> tuple[dict[str, str], str]:

@@ -18,7 +18,7 @@ import tempfile
 
 import pytest
 
-from conftest import PROJECT_DIR
+from conftest import PROJECT_DIR, TAXI_TOML
 from pipeline.config import load_config
 from pipeline.output_faults import OutputError, check_outputs, describe
 
@@ -70,7 +70,7 @@ def workdir():
 
 
 def config_for(base: str):
-    return load_config(overrides={
+    return load_config(TAXI_TOML, overrides={
         "pipeline_root": os.path.join(base, "root"), "metadata_path": os.path.join(base, "meta", "metadata.sqlite"),
         "serving_dir": os.path.join(base, "serving")}, base_dir=PROJECT_DIR, check_files=False)
 
@@ -95,7 +95,7 @@ import sys
 sys.path.insert(0, {project!r})
 from pipeline.config import load_config
 from pipeline.output_faults import OutputError, check_outputs
-cfg = load_config(overrides={overrides!r}, base_dir={project!r}, check_files=False)
+cfg = load_config({taxi!r}, overrides={overrides!r}, base_dir={project!r}, check_files=False)
 try:
     check_outputs(cfg)
 except OutputError as e:
@@ -111,7 +111,7 @@ def check_message(base: str, fault: str) -> str:
             check_outputs(cfg)
         return str(caught.value)
     overrides = {k: getattr(cfg, k) for k in ("pipeline_root", "metadata_path", "serving_dir")}
-    proc = subprocess.run([sys.executable, "-c", CHECK_AS_NOBODY.format(project=str(PROJECT_DIR), overrides=overrides)],
+    proc = subprocess.run([sys.executable, "-c", CHECK_AS_NOBODY.format(project=str(PROJECT_DIR), overrides=overrides, taxi=str(TAXI_TOML))],
                           capture_output=True, text=True, user=NOBODY, group=NOBODY, extra_groups=[], timeout=120)
     assert proc.returncode == 2, proc.stdout + proc.stderr
     return proc.stdout.strip()
@@ -287,7 +287,7 @@ def test_a_report_that_cannot_be_written_leaves_the_old_one_whole(workdir, fault
 
 
 def run_cli(*sets: str, user: int | None = None, timeout: int = 900) -> subprocess.CompletedProcess:
-    args = [sys.executable, str(PROJECT_DIR / "local_runner.py")]
+    args = [sys.executable, str(PROJECT_DIR / "local_runner.py"), "--config", str(TAXI_TOML)]
     for s in sets:
         args += ["--set", s]
     extra = {"user": user, "group": user, "extra_groups": []} if user is not None else {}
