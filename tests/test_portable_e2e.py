@@ -62,10 +62,11 @@ def test_dag_runs_on_the_portable_runner_to_a_pushed_model(cluster, wheel, tmp_p
 
     assert states["Pusher"] == "done" and "pushed to" in stdout, stdout
     assert os.listdir(tmp_path / "serving" / "taxi_tips"), "no model version pushed"
-    # Each Beam component ran as a job of the job service, on workers of the pool that
-    # installed the staged project before running anything.
+    # Each Beam component (StatisticsGen, Transform, Evaluator; the project's ExampleGen
+    # streams its files in its own process, components/example_gen.py) ran as a job of the
+    # job service, on workers of the pool that installed the staged project first.
     jobs = job_log.read_text().count("with state DONE") - done_before
-    assert jobs >= 4, job_log.read_text()[-3000:]
+    assert jobs >= 3, job_log.read_text()[-3000:]
     pool_log = (cluster.workdir / "worker_pool.log").read_text()
     installs = re.findall(r"installed extra package taxi_tfx_pipeline-\S+\.whl", pool_log)
     assert len(installs) >= jobs, pool_log[-3000:]
