@@ -7,17 +7,19 @@ needs no hook, or its own module with the same three names.
 
 from __future__ import annotations
 
-import tensorflow as tf
-
-from modeling.preprocessing import dense
-
 TASK = "binary"
 # Columns only the label reads: never model features, and clients do not send them.
 SOURCES = ("tips",)
 BIG_TIP_FRACTION = 0.2
 
 
-def label(inputs: dict) -> tf.Tensor:
+def label(inputs: dict):
+    # Imported here: the configuration reads TASK and SOURCES before anything may import
+    # TensorFlow (a bad output location is refused before that).
+    import tensorflow as tf
+
+    from modeling.preprocessing import dense
+
     fare = tf.cast(dense(inputs["fare"]), tf.float32)
     tips = tf.cast(dense(inputs["tips"]), tf.float32)
     return tf.cast(tips > fare * BIG_TIP_FRACTION, tf.int64)
