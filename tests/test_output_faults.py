@@ -327,8 +327,8 @@ def test_a_disk_that_fills_up_during_the_push_then_a_rerun_after_freeing_it(work
     run pushes (the components before the Pusher are cached)."""
     serving = os.path.join(workdir, "serving")
     mount_tmpfs(serving, "256k")
-    sets = cli_sets(workdir, small_data_dir) + ["train_steps=50", "eval_steps=5", "min_auc=0.5", "min_accuracy=0.5",
-                                                "max_auc_drop=0.5"]
+    sets = cli_sets(workdir, small_data_dir) + ["train_steps=50", "eval_steps=5", "thresholds={auc = {min = 0.5}}",
+                                                "max_drop={auc = 0.5}"]
     proc = run_cli(*sets)
     assert proc.returncode == 1, proc.stdout + proc.stderr
     failure = [l for l in proc.stdout.splitlines() if l.startswith("run failed in ")]
