@@ -26,7 +26,7 @@ WORKDIR /pipeline
 COPY requirements.lock ./
 RUN python -m pip install --no-cache-dir --require-hashes --no-deps -r requirements.lock
 
-COPY setup.py ./
+COPY pyproject.toml setup.py README.md ./
 COPY pipeline/ pipeline/
 COPY modeling/ modeling/
 COPY components/ components/

@@ -6,7 +6,7 @@ ARGS ?=
 # make kfp-local: Beam in each task's process (the bundled sample is small; pods decide for themselves otherwise)
 KFP_LOCAL_BEAM := --runner=FnApiRunner,--direct_running_mode=in_memory,--direct_num_workers=1
 
-.PHONY: run run-portable schema test test-fast bench bench-serving serve versions rollback report notebooks compile golden kfp-local runtime shell lock data clean clean-runtime
+.PHONY: run run-portable schema lint format test test-fast bench bench-serving serve versions rollback report notebooks compile golden kfp-local runtime shell lock data clean clean-runtime
 
 run: ## the whole DAG locally on the bundled data
 	$(PY) local_runner.py --config $(CONFIG) $(ARGS)
@@ -17,11 +17,20 @@ run-portable: ## the DAG with its Beam work on Beam's PortableRunner (local job 
 schema: ## infer an editable schema from your TFRecords: ARGS="--input-base DIR --label NAME --output schemas/mine.pbtxt"
 	$(PY) -m pipeline.infer_schema $(ARGS)
 
-test: ## every test, the end-to-end DAG included (what CI runs)
+lint: ## ruff (lint + format check) and the import layers of pyproject.toml
+	$(RUNTIME) run ruff check .
+	$(RUNTIME) run ruff format --check .
+	$(RUNTIME) run lint-imports --no-cache
+
+format: ## apply ruff's formatting and safe fixes
+	$(RUNTIME) run ruff format .
+	$(RUNTIME) run ruff check --fix .
+
+test: lint ## the checks, then every test, the end-to-end DAG included (what CI runs)
 	$(RUNTIME) run python -m pytest $(ARGS)
 
-test-fast: ## unit tests only
-	$(RUNTIME) run python -m pytest -m "not e2e" $(ARGS)
+test-fast: ## the tests not marked e2e or slow (a few minutes): for the edit-test loop
+	$(RUNTIME) run python -m pytest -m "not e2e and not slow" $(ARGS)
 
 bench: ## benchmark vs TFX's taxi example and plain TF (BENCH_SIZES=15k for a quick run; see README)
 	$(PY) -m benchmarks $(ARGS)

@@ -1,6 +1,6 @@
-"""Packaging for the pipeline image and for `pip install -e .`.
+"""Pins the package's dependencies to requirements.lock; everything else is in pyproject.toml.
 
-Versions come from requirements.lock, the same pins the runtime installs, so the
+The pins come from the lock, the same file the runtime and the image install, so the
 package, the runtime and the Docker image cannot drift apart.
 """
 
@@ -25,13 +25,4 @@ def locked_versions() -> dict:
 
 PINS = locked_versions()
 
-setup(
-    name="taxi-tfx-pipeline",
-    version="0.1.0",
-    description="Production TFX 1.21 pipeline for tabular data (binary, multiclass, regression), local (Beam) and Kubeflow v2.",
-    packages=["modeling", "pipeline", "components", "reporting", "serving"],
-    py_modules=["local_runner", "kfp_runner"],
-    python_requires=">=3.10,<3.14",
-    install_requires=[f"{name}=={PINS[name]}" for name in DIRECT],
-    package_data={"": ["*.pbtxt"]},
-)
+setup(install_requires=[f"{name}=={PINS[name]}" for name in DIRECT])

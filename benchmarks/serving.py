@@ -90,7 +90,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", default="build/bench/serving.json")
     args = parser.parse_args(argv)
 
-    sys.path.insert(0, str(PROJECT_DIR))
     from pipeline.config import load_config
     from serving.layout import latest_version
 

@@ -28,7 +28,7 @@ from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import io_utils, json_utils, path_utils, proto_utils
 from tfx.proto import pusher_pb2
 
-from serving.layout import publish, versions  # noqa: F401  (versions: re-exported for callers)
+from serving.layout import publish
 
 LOG = logging.getLogger(__name__)
 KEEP_VERSIONS_KEY = "keep_versions"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from conftest import PROJECT_DIR
+from tests.taxi_sample import PROJECT_DIR
 from pipeline import beam
 from pipeline.config import load_config
 

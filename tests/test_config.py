@@ -6,7 +6,7 @@ import tomllib
 
 import pytest
 
-from conftest import PROJECT_DIR, TAXI_TOML
+from tests.taxi_sample import PROJECT_DIR, TAXI_TOML
 from pipeline.config import ConfigError, PipelineConfig, load_config, parse_overrides
 
 

@@ -9,7 +9,7 @@ import pytest
 import tensorflow as tf
 
 from components.schema import load_schema
-from conftest import DATA_DIR, PROJECT_DIR, SCHEMA_PATH, read_examples
+from tests.taxi_sample import DATA_DIR, PROJECT_DIR, SCHEMA_PATH, read_examples
 
 KIND = {0: None, 1: "bytes_list", 2: "int64_list", 3: "float_list"}  # schema FeatureType -> Feature kind
 

@@ -1,10 +1,12 @@
 """The pipeline image installs the same pins as setup.py and the local runtime.
 
 No Docker daemon is available here, so the image is not built in CI; these checks keep the
-Dockerfile, setup.py, requirements.lock and the compiled spec's paths from drifting apart.
+Dockerfile, pyproject.toml, setup.py, requirements.lock and the compiled spec's paths from
+drifting apart.
 """
 
 import re
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -26,6 +28,7 @@ def setup_kwargs():
         exec(code, {"__file__": str(ROOT / "setup.py"), "__name__": "setup"})
     finally:
         setuptools.setup = real
+    captured["packages"] = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]
     return captured
 
 
@@ -48,6 +51,7 @@ def test_image_installs_the_lock_with_hashes_and_the_package(setup_kwargs):
         assert locked(name) == version, requirement
     for package in setup_kwargs["packages"]:
         assert re.search(rf"^COPY {package}/ {package}/$", DOCKERFILE, re.M), package
+    assert re.search(r"^COPY pyproject\.toml setup\.py README\.md \./$", DOCKERFILE, re.M)
 
 
 def test_compiled_paths_point_at_the_image_workdir():

@@ -7,7 +7,7 @@ import os
 import pytest
 import tensorflow as tf
 
-from conftest import ALL_NODES, PROJECT_DIR, read_examples, run_pipeline, TAXI_TOML
+from tests.taxi_sample import ALL_NODES, PROJECT_DIR, read_examples, run_pipeline, TAXI_TOML
 
 pytestmark = pytest.mark.e2e
 

@@ -13,7 +13,7 @@ from tfx.types import artifact_utils, standard_artifacts, standard_component_spe
 from tfx.utils import proto_utils
 
 from components import example_gen
-from conftest import DATA_DIR, read_examples, write_examples
+from tests.taxi_sample import DATA_DIR, read_examples, write_examples
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ import time
 import pytest
 import tensorflow as tf
 
-from conftest import DATA_DIR, PROJECT_DIR, read_examples, run_pipeline, write_examples, TAXI_TOML
+from tests.taxi_sample import DATA_DIR, PROJECT_DIR, read_examples, run_pipeline, write_examples, TAXI_TOML
 from pipeline.config import load_config
 from pipeline.preflight import InputError, RunLock, RunLocked, check_inputs
 

@@ -12,7 +12,7 @@ from tensorflow_model_analysis.proto import config_pb2 as tfma_config
 
 from pipeline import evaluation, histogram_metrics
 from pipeline.config import ConfigError, load_config
-from conftest import PROJECT_DIR
+from tests.taxi_sample import PROJECT_DIR
 
 THRESHOLDS = [0.25, 0.5, 0.75]
 CLASSES = ("BinaryAccuracy", "Precision", "Recall", "MeanLabel", "MeanPrediction", "Calibration",

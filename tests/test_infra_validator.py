@@ -20,7 +20,7 @@ from tfx.utils import json_utils, proto_utils
 
 from components import infra_validator, serving_pusher
 from pipeline.config import load_config
-from conftest import PROJECT_DIR, TAXI_TOML
+from tests.taxi_sample import PROJECT_DIR, TAXI_TOML
 
 
 @pytest.mark.parametrize("runner, platform", [("local", None), ("local_docker", "local_docker"),

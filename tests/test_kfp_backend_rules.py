@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 import kfp_runner
-from conftest import DATA_DIR, read_examples, write_examples, taxi_config
+from tests.taxi_sample import DATA_DIR, read_examples, write_examples, taxi_config
 from pipeline import kfp_entrypoint
 from pipeline.kfp_local import (TaskFailed, cache_key, download, list_objects, run_compiled,
                                 second_run_cache_hits)

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 import kfp_runner
-from conftest import taxi_config
+from tests.taxi_sample import taxi_config
 from pipeline.config import load_config
 from pipeline.kfp_local import (LocalRun, check_runnable, execution_order, pipeline_parameters, run_compiled,
                                 _deployment)

@@ -17,7 +17,7 @@ from tfx_bsl.coders import example_coder
 from components import example_gen
 from components.schema import disallow_nonfinite_floats, load_schema
 from components.validation_gate import merge_exact_counts, nonfinite_anomalies
-from conftest import SCHEMA_PATH, write_examples
+from tests.taxi_sample import SCHEMA_PATH, write_examples
 
 
 def example(x: float, y: float = 1.0) -> bytes:

@@ -8,7 +8,7 @@ import os
 import nbformat
 import pytest
 
-from conftest import PROJECT_DIR
+from tests.taxi_sample import PROJECT_DIR
 
 NOTEBOOKS = sorted((PROJECT_DIR / "notebooks").glob("*.ipynb"))
 

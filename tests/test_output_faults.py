@@ -18,7 +18,7 @@ import tempfile
 
 import pytest
 
-from conftest import PROJECT_DIR, TAXI_TOML
+from tests.taxi_sample import PROJECT_DIR, TAXI_TOML
 from pipeline.config import load_config
 from pipeline.output_faults import OutputError, check_outputs, describe
 
@@ -90,9 +90,9 @@ def make_fault(base: str, location: str, fault: str) -> None:
         os.chmod(path, 0o755)  # root's; nobody may not write
 
 
+# Run from the project's root: `python -c` puts the working directory on the import path.
 CHECK_AS_NOBODY = """
 import sys
-sys.path.insert(0, {project!r})
 from pipeline.config import load_config
 from pipeline.output_faults import OutputError, check_outputs
 cfg = load_config({taxi!r}, overrides={overrides!r}, base_dir={project!r}, check_files=False)
@@ -112,7 +112,7 @@ def check_message(base: str, fault: str) -> str:
         return str(caught.value)
     overrides = {k: getattr(cfg, k) for k in ("pipeline_root", "metadata_path", "serving_dir")}
     proc = subprocess.run([sys.executable, "-c", CHECK_AS_NOBODY.format(project=str(PROJECT_DIR), overrides=overrides, taxi=str(TAXI_TOML))],
-                          capture_output=True, text=True, user=NOBODY, group=NOBODY, extra_groups=[], timeout=120)
+                          cwd=PROJECT_DIR, capture_output=True, text=True, user=NOBODY, group=NOBODY, extra_groups=[], timeout=120)
     assert proc.returncode == 2, proc.stdout + proc.stderr
     return proc.stdout.strip()
 

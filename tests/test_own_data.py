@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-import synthetic
-from conftest import PROJECT_DIR
+from tests import synthetic
+from tests.taxi_sample import PROJECT_DIR
 from pipeline.run_outputs import read_run_result
 
 pytestmark = pytest.mark.e2e

@@ -17,7 +17,7 @@ import re
 
 import pytest
 
-from conftest import run_pipeline
+from tests.taxi_sample import run_pipeline
 from portable.cluster import LocalCluster, build_wheel
 
 pytestmark = pytest.mark.e2e  # starts a job service, a worker pool and a worker per Beam job

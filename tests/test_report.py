@@ -11,7 +11,7 @@ import subprocess
 
 import pytest
 
-from conftest import PROJECT_DIR
+from tests.taxi_sample import PROJECT_DIR
 
 pytestmark = pytest.mark.e2e
 SCREENSHOTS = PROJECT_DIR / "build" / "test-artifacts"

@@ -120,7 +120,7 @@ def test_transformed_keys_are_valid_names_and_unique():
 
 def test_the_taxi_hook_makes_a_binary_label_from_two_columns():
     from components.schema import load_schema
-    from conftest import SCHEMA_PATH
+    from tests.taxi_sample import SCHEMA_PATH
 
     plan = make_plan(load_schema(str(SCHEMA_PATH)), label="big_tipper", hook="modeling.taxi_hook")
     assert (plan.task, plan.label_dtype) == ("binary", "hook")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 
 import kfp_runner
-from conftest import PROJECT_DIR
+from tests.taxi_sample import PROJECT_DIR
 from pipeline import beam
 from pipeline.config import BEAM_COMPONENTS, ConfigError, load_config
 from pipeline.kfp_local import _deployment

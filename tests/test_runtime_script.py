@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from conftest import PROJECT_DIR
+from tests.taxi_sample import PROJECT_DIR
 
 SCRIPT = PROJECT_DIR / "bin" / "runtime"
 

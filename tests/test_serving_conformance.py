@@ -24,7 +24,7 @@ from tensorflow_serving.apis import (classification_pb2, get_model_metadata_pb2,
                                      regression_pb2)
 
 from serving import signatures
-from serving_support import MODEL, PROJECT_DIR, VERSION, build_tiny_model, request, start_server
+from tests.serving_support import MODEL, PROJECT_DIR, VERSION, build_tiny_model, request, start_server
 
 PREDICT = f"/v1/models/{MODEL}:predict"
 CLASSIFY = f"/v1/models/{MODEL}:classify"

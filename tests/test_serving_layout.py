@@ -1,4 +1,5 @@
-"""TF Serving's version rules on the serving directory, crashes during a push, and rollback.
+"""TF Serving's version rules on the serving directory, how a push lands there (whole,
+increasing, deduplicated, pruned), crashes during a push, and rollback.
 
 Stdlib only (serving.layout), so these run in a second; the served behaviour of the same
 directories is checked against a live server in test_serving_api.py.
@@ -31,6 +32,34 @@ def test_only_integer_directories_are_versions_and_the_highest_wins(tmp_path):
     assert layout.latest_version(str(tmp_path)) == 12
     assert layout.versions(str(tmp_path / "missing")) == []
     assert layout.latest_version(str(tmp_path / "missing")) is None
+
+
+def test_versions_increase_within_one_second_and_each_is_whole(tmp_path):
+    base = str(tmp_path / "serving" / "m")
+    published = []
+    for i in range(3):
+        target, copied = layout.publish(str(make_model(tmp_path / f"model{i}", f"fp{i}".encode())), base)
+        assert copied
+        published.append(int(os.path.basename(target)))
+    assert published == sorted(published) and len(set(published)) == 3
+    assert layout.versions(base) == published
+    for v in published:
+        assert sorted(os.listdir(os.path.join(base, str(v)))) == ["fingerprint.pb", "saved_model.pb", "variables"]
+
+
+def test_an_identical_model_is_not_copied_again(tmp_path):
+    base = str(tmp_path / "m")
+    first, _ = layout.publish(str(make_model(tmp_path / "a", b"same")), base)
+    again, copied = layout.publish(str(tmp_path / "a"), base)
+    assert (again, copied) == (first, False)
+    assert len(layout.versions(base)) == 1
+
+
+def test_only_the_newest_versions_are_kept(tmp_path):
+    base = str(tmp_path / "m")
+    for i in range(4):
+        layout.publish(str(make_model(tmp_path / f"model{i}", f"fp{i}".encode())), base, keep=2)
+    assert len(layout.versions(base)) == 2
 
 
 def test_a_half_written_staging_copy_is_never_a_version(tmp_path):

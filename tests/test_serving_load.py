@@ -21,7 +21,7 @@ import pytest
 import tensorflow as tf
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
-from serving_support import MODEL, VERSION, build_tiny_model, start_server
+from tests.serving_support import MODEL, VERSION, build_tiny_model, start_server
 
 CLIENTS, PER_CLIENT, GRPC_CLIENTS = 16, 150, 2
 
