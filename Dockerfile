@@ -29,6 +29,7 @@ RUN python -m pip install --no-cache-dir --require-hashes --no-deps -r requireme
 COPY pyproject.toml setup.py README.md ./
 COPY pipeline/ pipeline/
 COPY modeling/ modeling/
+COPY metrics/ metrics/
 COPY components/ components/
 COPY reporting/ reporting/
 COPY serving/ serving/

@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
         with open(log_file, "a") as f:
             os.dup2(f.fileno(), 2)
     from modeling import devices
-    from pipeline import gates
+    from metrics import gates
     from pipeline.plan import plan_of
 
     devices.split_cpu(cfg.cpu_replicas)  # before anything initialises TensorFlow
@@ -117,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def print_summary(result) -> None:
-    from pipeline.evaluation import HEADLINE
+    from metrics.results import HEADLINE
 
     if result.blessed:
         LOG.info("model BLESSED")

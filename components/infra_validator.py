@@ -30,7 +30,6 @@ from tfx.proto import infra_validator_pb2
 from tfx.types import artifact_utils, standard_artifacts, standard_component_specs
 from tfx.utils.model_paths import tf_serving_flavor
 
-from pipeline.config import PipelineConfig, split_image
 from serving.signatures import check_exported_signatures
 
 LOG = logging.getLogger(__name__)
@@ -206,41 +205,3 @@ class InfraValidator(base_component.BaseComponent):
         super().__init__(spec=standard_component_specs.InfraValidatorSpec(
             model=model, examples=examples, blessing=types.Channel(type=standard_artifacts.InfraBlessing),
             serving_spec=serving_spec, validation_spec=validation_spec, request_spec=request_spec))
-
-
-def serving_spec(cfg: PipelineConfig) -> infra_validator_pb2.ServingSpec:
-    image, tag, digest = split_image(cfg.tf_serving_image)
-    spec = infra_validator_pb2.ServingSpec(
-        tensorflow_serving=infra_validator_pb2.TensorFlowServing(
-            image_name=image, tags=[tag] if tag else [], digests=[digest] if digest else []),
-        model_name=cfg.model_name)
-    if cfg.infra_validator_runner == "local_docker":
-        spec.local_docker.SetInParent()
-    elif cfg.infra_validator_runner == "kubernetes":
-        spec.kubernetes.SetInParent()
-    return spec  # "local": no platform, i.e. the loopback runner
-
-
-def request_spec(cfg: PipelineConfig, signatures=SIGNATURES) -> infra_validator_pb2.RequestSpec:
-    """`infra_validation_examples` eval examples per signature; the requests are also written
-    as the model's warm-up file (make_warmup)."""
-    return infra_validator_pb2.RequestSpec(
-        tensorflow_serving=infra_validator_pb2.TensorFlowServingRequestSpec(signature_names=list(signatures)),
-        split_name="eval",
-        num_examples=cfg.infra_validation_examples,
-        make_warmup=True)
-
-
-def validation_spec(cfg: PipelineConfig) -> infra_validator_pb2.ValidationSpec:
-    return infra_validator_pb2.ValidationSpec(
-        max_loading_time_seconds=cfg.infra_validation_timeout_s, num_tries=cfg.infra_validation_tries)
-
-
-def make_infra_validator(cfg: PipelineConfig, model, examples, signatures=SIGNATURES) -> InfraValidator:
-    return InfraValidator(
-        model=model,
-        examples=examples,
-        serving_spec=serving_spec(cfg),
-        request_spec=request_spec(cfg, signatures),
-        validation_spec=validation_spec(cfg),
-    ).with_id("InfraValidator")

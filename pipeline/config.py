@@ -92,7 +92,7 @@ class PipelineConfig:
     slicing_features: list[str] = field(default_factory=list)
     slicing_crosses: list[list[str]] = field(default_factory=list)
     fairness_thresholds: list[float] = field(default_factory=lambda: [0.25, 0.5, 0.75])
-    # Gates by metric name (pipeline/gates.py; empty: the task's defaults): bounds on the
+    # Gates by metric name (metrics/gates.py; empty: the task's defaults): bounds on the
     # whole eval set, e.g. { auc = { min = 0.7 } }, and how much worse than the last
     # blessed model a metric may get, e.g. { auc = 0.01 }.
     thresholds: dict[str, dict[str, float]] = field(default_factory=dict)
@@ -174,7 +174,7 @@ BEAM_RUNNER_NEEDS = {
 # Which environment types need portable_environment_config (DOCKER defaults to the image).
 PORTABLE_ENVIRONMENT_NEEDS_CONFIG = {"DOCKER": False, "EXTERNAL": True, "PROCESS": True, "LOOPBACK": False}
 # The Evaluator derives threshold metrics from a prediction histogram of this bucket width
-# (pipeline/histogram_metrics.py; kept here so loading a config imports no TFMA).
+# (metrics/histogram.py; kept here so loading a config imports no TFMA).
 THRESHOLD_STEP = 1e-4
 FIELD_TYPES = get_type_hints(PipelineConfig)
 FIELD_NAMES = tuple(f.name for f in fields(PipelineConfig) if f.name != "notes")
@@ -353,7 +353,7 @@ def _validate_splits(cfg: PipelineConfig) -> None:
 def _validate_schema_and_slices(cfg: PipelineConfig) -> None:
     from components.schema import load_schema  # avoids importing TF for --help
     from modeling.roles import PlanError
-    from pipeline import gates
+    from metrics import gates
     from pipeline.plan import plan_of
 
     schema_path = cfg.path("schema_path")

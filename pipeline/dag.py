@@ -19,7 +19,7 @@ from tfx.proto import example_gen_pb2, pusher_pb2, trainer_pb2
 
 from components import serving_pusher
 from components.example_gen import ImportExampleGen
-from components.infra_validator import make_infra_validator
+from pipeline.infra_validation import make_infra_validator
 from components.slice_report import SliceReport
 from components.schema_importer import FingerprintedImportSchemaGen
 from components.validation_gate import ValidationGate

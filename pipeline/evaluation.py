@@ -1,6 +1,6 @@
 """The TFMA EvalConfig: what the Evaluator measures per task, per slice, and what blesses a model.
 
-One metric list per task (binary, multiclass, regression); the gates of pipeline/gates.py
+One metric list per task (binary, multiclass, regression); the gates of metrics/gates.py
 attach to the metric of the same name. Thresholds bound the overall slice only; `max_drop`
 becomes a change threshold against the baseline model, in the metric's direction (for a
 lower-is-better metric such as log_loss the candidate may be at most that much higher).
@@ -14,18 +14,16 @@ import json
 # come from config_pb2 directly.
 from tensorflow_model_analysis.proto import config_pb2 as tfma
 
-from pipeline import gates, histogram_metrics, multiclass_metrics, regression_metrics
+from metrics import gates, histogram, multiclass, regression
 
 FAIRNESS_METRICS = ("FallOut", "MissRate", "PredictedPositiveRate", "FalseDiscoveryRate")
-# A class only this task's config holds: how a finished evaluation tells its task.
-_TASK_MARKERS = {"MultiClassAccuracy": "multiclass", "RSquared": "regression"}
 
 
 def from_histogram(class_name: str, **kwargs) -> tfma.MetricConfig:
     """TFMA's metric `class_name`, computed from the AUC's prediction histogram (see
-    histogram_metrics): same name and value, a fraction of the cost."""
-    return tfma.MetricConfig(class_name=class_name + histogram_metrics.SUFFIX,
-                             module=histogram_metrics.__name__, **kwargs)
+    metrics/histogram.py): same name and value, a fraction of the cost."""
+    return tfma.MetricConfig(class_name=class_name + histogram.SUFFIX,
+                             module=histogram.__name__, **kwargs)
 
 
 def _ours(module, class_name: str, **config) -> tfma.MetricConfig:
@@ -86,7 +84,7 @@ def _binary_metrics(cfg, plan) -> list[tuple[str | None, tfma.MetricConfig]]:
 
 
 def _multiclass_metrics(cfg, plan) -> list[tuple[str | None, tfma.MetricConfig]]:
-    m = multiclass_metrics
+    m = multiclass
     return [
         ("example_count", tfma.MetricConfig(class_name="ExampleCount")),
         ("accuracy", _ours(m, "MultiClassAccuracy")),
@@ -99,7 +97,7 @@ def _multiclass_metrics(cfg, plan) -> list[tuple[str | None, tfma.MetricConfig]]
 
 
 def _regression_metrics(cfg, plan) -> list[tuple[str | None, tfma.MetricConfig]]:
-    r = regression_metrics
+    r = regression
     return [
         ("example_count", tfma.MetricConfig(class_name="ExampleCount")),
         ("mean_absolute_error", tfma.MetricConfig(class_name="MeanAbsoluteError")),
@@ -142,49 +140,6 @@ def eval_config(cfg, plan) -> tfma.EvalConfig:
     )
 
 
-def task_of(config: tfma.EvalConfig) -> str:
-    """The task an EvalConfig made by eval_config() was for (as a finished evaluation stores it)."""
-    for spec in config.metrics_specs:
-        for metric in spec.metrics:
-            if metric.class_name in _TASK_MARKERS:
-                return _TASK_MARKERS[metric.class_name]
-    return "binary"
-
-
-# What the run's summary leads with, per task (TFMA's names, overall slice).
-HEADLINE = {
-    "binary": ("auc", "binary_accuracy", "auc_precision_recall", "precision", "recall", "example_count"),
-    "multiclass": ("accuracy", "log_loss", "example_count"),
-    "regression": ("r2", "root_mean_squared_error", "mean_absolute_error", "mean_squared_error", "example_count"),
-}
-
-
-def gates_in(config: tfma.EvalConfig) -> tuple[dict, dict]:
-    """The gates an EvalConfig holds, as (thresholds, max_drop) in the configuration's shape:
-    what a finished evaluation was actually judged by."""
-    from tensorflow_model_analysis.metrics import metric_specs
-
-    thresholds: dict[str, dict[str, float]] = {}
-    max_drop: dict[str, float] = {}
-    for spec in config.metrics_specs:
-        for metric in spec.metrics:
-            found = [t.threshold for t in metric.per_slice_thresholds]
-            if metric.HasField("threshold"):
-                found.append(metric.threshold)
-            if not found:
-                continue
-            name = metric_specs.metric_instance(metric).name
-            for t in found:
-                if t.HasField("value_threshold"):
-                    v = t.value_threshold
-                    bounds = thresholds.setdefault(name, {})
-                    if v.HasField("lower_bound"):
-                        bounds["min"] = v.lower_bound.value
-                    if v.HasField("upper_bound"):
-                        bounds["max"] = v.upper_bound.value
-                if t.HasField("change_threshold") and t.change_threshold.HasField("absolute"):
-                    max_drop[name] = round(abs(t.change_threshold.absolute.value), 9)
-    return thresholds, max_drop
 
 
 def load_config(evaluation_uri: str) -> tfma.EvalConfig:

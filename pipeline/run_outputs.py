@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 import ml_metadata as mlmd
 from ml_metadata.proto import metadata_store_pb2
 
+from metrics.results import describe_failures
+
 _OUTPUT_EVENTS = (metadata_store_pb2.Event.OUTPUT, metadata_store_pb2.Event.DECLARED_OUTPUT)
 
 
@@ -50,7 +52,7 @@ class RunResult:
     blessed: bool | None = None
     evaluation_uri: str | None = None
     task: str | None = None            # binary, multiclass or regression: what the Evaluator judged
-    gates: str | None = None           # the gates in force, in words (pipeline.gates.describe)
+    gates: str | None = None           # the gates in force, in words (metrics.gates.describe)
     failures: list[str] = field(default_factory=list)
     overall: dict[str, float] = field(default_factory=dict)
     baseline_overall: dict[str, float] = field(default_factory=dict)
@@ -117,53 +119,9 @@ def read_run_result(metadata_path: str, pipeline_name: str) -> RunResult:
 
 def judged_by(evaluation_uri: str) -> tuple[str, str]:
     """(task, gates in words) of a finished evaluation, read from the config it ran with."""
-    from pipeline import evaluation, gates
+    from metrics import gates, results
+    from pipeline import evaluation
 
     config = evaluation.load_config(evaluation_uri)
-    task = evaluation.task_of(config)
-    return task, gates.describe(task, *evaluation.gates_in(config))
-
-
-def describe_failures(validation) -> list[str]:
-    """Human lines for TFMA's failed thresholds, e.g.
-    'auc = 0.6100, needs >= 0.7000 [Overall]' or
-    'log_loss change vs baseline = +0.0300, needs change <= +0.0100 [Overall]'."""
-    lines = []
-    for failure in validation.metric_validations_per_slice:
-        slice_name = _slice_name(failure.slice_key)
-        for f in failure.failures:
-            value = f.metric_value.double_value.value
-            shown = f"{value:+.4f}" if f.metric_key.is_diff else f"{value:.4f}"
-            lines.append(f"{_metric_label(f.metric_key)} = {shown}, "
-                         f"needs {_bound_text(f.metric_threshold)} [{slice_name}]")
-    if validation.missing_thresholds:  # a bool in TFMA's ValidationResult
-        lines.append("no threshold could be checked (TFMA blesses nothing without one)")
-    return lines
-
-
-def _metric_label(key) -> str:
-    return f"{key.name} change vs baseline" if key.is_diff else key.name
-
-
-def _bound_text(threshold) -> str:
-    if threshold.HasField("value_threshold"):
-        v = threshold.value_threshold
-        parts = []
-        if v.HasField("lower_bound"):
-            parts.append(f">= {v.lower_bound.value:.4f}")
-        if v.HasField("upper_bound"):
-            parts.append(f"<= {v.upper_bound.value:.4f}")
-        return " and ".join(parts)
-    from tensorflow_model_analysis.proto import config_pb2
-
-    c = threshold.change_threshold
-    if not c.HasField("absolute"):
-        return "a smaller change"
-    lower_is_better = c.direction == config_pb2.MetricDirection.LOWER_IS_BETTER
-    return f"change {'<=' if lower_is_better else '>='} {c.absolute.value:+.4f}"
-
-
-def _slice_name(slice_key) -> str:
-    parts = [f"{c.column}={c.bytes_value.decode() if c.HasField('bytes_value') else (c.int64_value if c.HasField('int64_value') else c.float_value)}"
-             for c in slice_key.single_slice_keys]
-    return ", ".join(parts) or "Overall"
+    task = results.task_of(config)
+    return task, gates.describe(task, *results.gates_in(config))

@@ -39,7 +39,7 @@ CLASS_TO_KEY = {"FallOut": "fall_out", "MissRate": "miss_rate",
 
 
 def lower_is_better(metric: str) -> bool:
-    from pipeline.gates import LOWER, METRICS
+    from metrics.gates import LOWER, METRICS
 
     return any(m.get(metric) == LOWER for m in METRICS.values())
 
@@ -197,34 +197,18 @@ def _slice_spec_and_name(slice_key) -> tuple[str, str]:
 
 def _class_name(metric) -> str:
     """TFMA's class name, also for the histogram-derived twins the pipeline configures."""
-    from pipeline.histogram_metrics import SUFFIX
+    from metrics.histogram import SUFFIX
 
     return metric.class_name.removesuffix(SUFFIX)
 
 
 def _gates(eval_config) -> list[Gate]:
-    from tensorflow_model_analysis.metrics import metric_specs
+    """The gates the evaluation ran with, in the config's metric order."""
+    from metrics.results import gates_in
 
-    gates = []
-    for spec in eval_config.metrics_specs:
-        for metric in spec.metrics:
-            thresholds = [t.threshold for t in metric.per_slice_thresholds]
-            if metric.HasField("threshold"):
-                thresholds.append(metric.threshold)
-            if not thresholds:
-                continue
-            key = metric_specs.metric_instance(metric).name  # TFMA's output name, e.g. "auc"
-            for t in thresholds:
-                g = Gate(key)
-                if t.HasField("value_threshold"):
-                    if t.value_threshold.HasField("lower_bound"):
-                        g.min_value = t.value_threshold.lower_bound.value
-                    if t.value_threshold.HasField("upper_bound"):
-                        g.max_value = t.value_threshold.upper_bound.value
-                if t.HasField("change_threshold") and t.change_threshold.HasField("absolute"):
-                    g.max_drop = round(abs(t.change_threshold.absolute.value), 6)
-                gates.append(g)
-    return gates
+    thresholds, max_drop = gates_in(eval_config)
+    return [Gate(name, thresholds.get(name, {}).get("min"), thresholds.get(name, {}).get("max"), max_drop.get(name))
+            for name in dict.fromkeys([*thresholds, *max_drop])]
 
 
 def _fairness_thresholds(eval_config) -> list[float]:
@@ -323,8 +307,7 @@ def load_report(evaluation_uri: str, statistics_uri: str | None = None, anomalie
                 small_slice_examples: int = 50) -> Report:
     import tensorflow_model_analysis as tfma
 
-    from pipeline.evaluation import task_of
-    from pipeline.run_outputs import describe_failures
+    from metrics.results import describe_failures, task_of
 
     validation = tfma.load_validation_result(evaluation_uri)
     # With a baseline TFMA names the models "candidate" and "baseline"; without, one model "".

@@ -21,6 +21,7 @@ def _digest(root) -> str:
     return h.hexdigest()
 
 
+@pytest.mark.slow
 def test_generated_data_is_deterministic_and_reused(tmp_path):
     import tensorflow as tf
 

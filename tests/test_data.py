@@ -57,6 +57,7 @@ def test_values_are_typed_correctly(examples):
     assert "pickup_latitude" not in first
 
 
+@pytest.mark.slow
 def test_conversion_is_deterministic(tmp_path):
     out = tmp_path / "taxi"
     subprocess.run([sys.executable, str(PROJECT_DIR / "data" / "make_tfrecords.py"), "--out", str(out)],

@@ -63,7 +63,7 @@ def test_compiled_paths_point_at_the_image_workdir():
 
 def test_every_package_the_spec_imports_is_packaged(setup_kwargs):
     # Executors, run_fn/preprocessing_fn and artifact types live in these top-level packages.
-    assert {"modeling", "pipeline", "components", "reporting", "serving"} <= set(setup_kwargs["packages"])
+    assert {"modeling", "metrics", "pipeline", "components", "reporting", "serving"} <= set(setup_kwargs["packages"])
 
 
 # Python of TFX 1.21's image: its Dockerfile copies Beam's boot from

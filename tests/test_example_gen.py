@@ -70,6 +70,7 @@ def split_contents(examples) -> dict[str, list[bytes]]:
     return out
 
 
+@pytest.mark.slow
 def test_splits_are_tfx_splits(tmp_path, records):
     write_examples(records[:300], tmp_path / "in" / "a.tfrecord.gz")
     write_examples(records[300:], tmp_path / "in" / "b.tfrecord.gz")
@@ -101,6 +102,7 @@ def test_existing_splits_are_kept(tmp_path, records):
     assert [len(got["train"]), len(got["eval"])] == [100, 50]
 
 
+@pytest.mark.slow
 def test_compression_is_read_from_content_not_name(tmp_path, records):
     """gzip, zlib and uncompressed files, all named *.tfrecord.gz, in one directory."""
     write_examples(records[:200], tmp_path / "in" / "gzip.tfrecord.gz")

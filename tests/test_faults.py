@@ -156,6 +156,7 @@ def runner(*args, timeout=300) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, cwd=PROJECT_DIR, timeout=timeout)
 
 
+@pytest.mark.slow
 def test_cli_bad_input_is_one_line_without_traceback(tmp_path):
     (tmp_path / "in").mkdir()
     (tmp_path / "in" / "x.tfrecord.gz").write_bytes(b"\x1f\x8b\x08\x00garbage")

@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 from tensorflow_model_analysis.proto import config_pb2 as tfma_config
 
-from pipeline import evaluation, histogram_metrics
+from metrics import histogram as histogram_metrics
+from pipeline import evaluation
 from pipeline.config import ConfigError, load_config
 from tests.taxi_sample import PROJECT_DIR
 
@@ -42,6 +43,7 @@ def _metrics(frame, configs):
     return {key: values[""][""] for key, values in result.slicing_metrics}
 
 
+@pytest.mark.slow
 def test_same_values_as_tfma_on_every_slice():
     frame = _frame()
     config = json.dumps({"thresholds": THRESHOLDS})

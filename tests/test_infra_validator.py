@@ -19,6 +19,7 @@ from tfx.types import artifact_utils, standard_artifacts, standard_component_spe
 from tfx.utils import json_utils, proto_utils
 
 from components import infra_validator, serving_pusher
+from pipeline import infra_validation
 from pipeline.config import load_config
 from tests.taxi_sample import PROJECT_DIR, TAXI_TOML
 
@@ -27,12 +28,12 @@ from tests.taxi_sample import PROJECT_DIR, TAXI_TOML
                                               ("kubernetes", "kubernetes")])
 def test_the_config_picks_the_model_server_runner(runner, platform):
     cfg = load_config(TAXI_TOML, overrides={"infra_validator_runner": runner}, base_dir=PROJECT_DIR)
-    spec = infra_validator.serving_spec(cfg)
+    spec = infra_validation.serving_spec(cfg)
     assert spec.WhichOneof("serving_platform") == platform  # None: the loopback runner
     assert (spec.tensorflow_serving.image_name, list(spec.tensorflow_serving.tags)) == ("tensorflow/serving", ["2.20.0"])
     assert spec.model_name == "taxi_tips"
     pinned = load_config(TAXI_TOML, overrides={"tf_serving_image": "reg.example:5000/tfs@sha256:abc"}, base_dir=PROJECT_DIR)
-    tfs = infra_validator.serving_spec(pinned).tensorflow_serving
+    tfs = infra_validation.serving_spec(pinned).tensorflow_serving
     assert (tfs.image_name, list(tfs.tags), list(tfs.digests)) == ("reg.example:5000/tfs", [], ["sha256:abc"])
 
 
@@ -86,8 +87,8 @@ def run_infra_validator(tmp_path, model_uri: str, examples) -> standard_artifact
     blessing.uri = str(tmp_path / "blessing")
     os.makedirs(blessing.uri)
     exec_properties = {  # what the pipeline's InfraValidator gets, but one try
-        keys.SERVING_SPEC_KEY: proto_utils.proto_to_json(infra_validator.serving_spec(cfg)),
-        keys.REQUEST_SPEC_KEY: proto_utils.proto_to_json(infra_validator.request_spec(cfg)),
+        keys.SERVING_SPEC_KEY: proto_utils.proto_to_json(infra_validation.serving_spec(cfg)),
+        keys.REQUEST_SPEC_KEY: proto_utils.proto_to_json(infra_validation.request_spec(cfg)),
         keys.VALIDATION_SPEC_KEY: proto_utils.proto_to_json(
             infra_validator_pb2.ValidationSpec(max_loading_time_seconds=120, num_tries=1)),
     }

@@ -118,6 +118,7 @@ def test_2_run_local_refuses_a_root_the_launcher_refuses_unless_asked_for_a_loca
 
 # 3, 4, 7: what the driver and launcher hand TFX's entrypoint ------------------------------
 
+@pytest.mark.e2e
 def test_3_executor_logs_output_stops_tfx_entrypoint_and_the_entrypoint_layer_drops_it(local_spec, tmp_path):
     spec = _edit(local_spec, tmp_path, _chain(_only("ImportSchemaGen"), _all_commands(TFX_ENTRYPOINT)))
     with pytest.raises(TaskFailed) as failed:
@@ -129,6 +130,7 @@ def test_3_executor_logs_output_stops_tfx_entrypoint_and_the_entrypoint_layer_dr
     assert os.path.isfile(os.path.join(run.artifact("ImportSchemaGen", "schema").uri, "schema.pbtxt"))
 
 
+@pytest.mark.e2e
 def test_4_empty_instance_schema_of_an_input_crashes_tfx_entrypoint(local_spec, tmp_path):
     # ImportExampleGen through the layer; StatisticsGen straight into TFX's entrypoint.
     spec = _edit(local_spec, tmp_path, _chain(_only("ImportExampleGen", "StatisticsGen"),
@@ -139,6 +141,7 @@ def test_4_empty_instance_schema_of_an_input_crashes_tfx_entrypoint(local_spec, 
     assert "AttributeError: 'NoneType' object has no attribute 'get'" in Path(failed.value.log_path).read_text()
 
 
+@pytest.mark.e2e
 def test_7_directory_markers_break_the_launchers_download_unless_the_layer_removes_them(local_spec, tmp_path):
     # Both tasks straight into TFX's entrypoint (and no executor-logs, which would stop it first):
     # ImportExampleGen's output, written as TensorFlow writes to GCS, cannot be downloaded.
@@ -148,6 +151,7 @@ def test_7_directory_markers_break_the_launchers_download_unless_the_layer_remov
     assert failed.value.task == "StatisticsGen"
 
 
+@pytest.mark.e2e
 def test_3_4_5_7_with_the_fixes_two_runs_read_the_input_twice(local_spec, tmp_path):
     spec = _edit(local_spec, tmp_path, _only("ImportExampleGen", "StatisticsGen", "ImportSchemaGen"))
     first = run_compiled(spec, pipeline_root=str(tmp_path / "root"), local_storage=True)
@@ -207,17 +211,18 @@ def test_6_kubernetes_infra_validation_needs_kfp_namespace_which_only_the_layer_
 
 def test_6_infra_validator_fails_the_task_instead_of_blessing_nothing_when_it_cannot_run(monkeypatch):
     from components import infra_validator
+    from pipeline import infra_validation
     from pipeline.config import load_config
     from tfx.utils import proto_utils
 
     cfg = load_config(ROOT / "configs" / "kubeflow.toml", base_dir=ROOT)
-    props = {"serving_spec": proto_utils.proto_to_json(infra_validator.serving_spec(cfg))}
+    props = {"serving_spec": proto_utils.proto_to_json(infra_validation.serving_spec(cfg))}
     monkeypatch.setenv("KFP_POD_NAME", "pod")
     monkeypatch.delenv("KFP_NAMESPACE", raising=False)
     with pytest.raises(RuntimeError, match="missing here: KFP_NAMESPACE"):
         infra_validator.check_platform(props)
     local = load_config(ROOT / "configs" / "kubeflow.toml", {"infra_validator_runner": "local"}, base_dir=ROOT)
-    infra_validator.check_platform({"serving_spec": proto_utils.proto_to_json(infra_validator.serving_spec(local))})
+    infra_validator.check_platform({"serving_spec": proto_utils.proto_to_json(infra_validation.serving_spec(local))})
 
 
 # 7. Directory markers, the two halves ------------------------------------------------------

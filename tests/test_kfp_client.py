@@ -15,6 +15,8 @@ import pytest
 
 import kfp_runner
 
+pytestmark = pytest.mark.integration  # kfp.Client against a loopback HTTP server
+
 TOKEN = "s3cr3t-token-value"
 SPEC = {
     "pipelineSpec": {

@@ -7,7 +7,7 @@ import ast
 
 from tests.taxi_sample import PROJECT_DIR
 
-FORBIDDEN = ("tfx.orchestration", "tfx.v1", "tfx.dsl", "pipeline", "components", "serving", "reporting",
+FORBIDDEN = ("tfx.orchestration", "tfx.v1", "tfx.dsl", "pipeline", "components", "metrics", "serving", "reporting",
              "local_runner", "kfp_runner", "kfp")
 
 

@@ -13,6 +13,8 @@ import pytest
 
 from portable import boot
 
+pytestmark = pytest.mark.integration  # builds wheels and starts Beam boot processes
+
 
 def test_a_worker_without_an_id_or_provision_endpoint_is_refused(tmp_path):
     for args, message in (([], "No id provided."), (["--id=1"], "No provision endpoint provided.")):

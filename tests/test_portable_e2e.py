@@ -70,6 +70,6 @@ def test_dag_runs_on_the_portable_runner_to_a_pushed_model(cluster, wheel, tmp_p
     pool_log = (cluster.workdir / "worker_pool.log").read_text()
     installs = re.findall(r"installed extra package taxi_tfx_pipeline-\S+\.whl", pool_log)
     assert len(installs) >= jobs, pool_log[-3000:]
-    # The Evaluator's metrics are the project's own (pipeline/histogram_metrics.py), run
+    # The Evaluator's metrics are the project's own (metrics/histogram.py), run
     # by the workers: its evaluation is there and blessed the model.
     assert "model BLESSED" in stdout

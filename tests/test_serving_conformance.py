@@ -26,6 +26,8 @@ from tensorflow_serving.apis import (classification_pb2, get_model_metadata_pb2,
 from serving import signatures
 from tests.serving_support import MODEL, PROJECT_DIR, VERSION, build_tiny_model, request, start_server
 
+pytestmark = pytest.mark.integration  # a model server process on loopback
+
 PREDICT = f"/v1/models/{MODEL}:predict"
 CLASSIFY = f"/v1/models/{MODEL}:classify"
 REGRESS = f"/v1/models/{MODEL}:regress"

@@ -23,6 +23,8 @@ from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
 from tests.serving_support import MODEL, VERSION, build_tiny_model, start_server
 
+pytestmark = pytest.mark.integration  # a model server process under concurrent clients
+
 CLIENTS, PER_CLIENT, GRPC_CLIENTS = 16, 150, 2
 
 

@@ -19,7 +19,9 @@ import pytest
 import tensorflow as tf
 
 from modeling.roles import Plan
-from pipeline import evaluation, gates, regression_metrics
+from metrics import gates, results
+from metrics import regression as regression_metrics
+from pipeline import evaluation
 
 N = 600
 GROUPS = ("north", "south", "tiny")
@@ -350,7 +352,7 @@ def test_every_gate_name_is_a_metric_the_task_computes():
             t = metric.per_slice_thresholds[0]
             assert list(t.slicing_specs) == [evaluation.tfma.SlicingSpec()]  # the overall slice only
             assert t.threshold.value_threshold.lower_bound.value == -1e9
-        assert evaluation.task_of(config) == task
+        assert results.task_of(config) == task
 
 
 def test_change_thresholds_follow_the_metric_direction():
@@ -499,8 +501,8 @@ def test_run_summary_names_the_task_its_gates_and_headline(task, gates_line, fir
     import tensorflow_model_analysis as tfma
 
     import local_runner
-    from pipeline.evaluation import HEADLINE
-    from pipeline.run_outputs import RunResult, describe_failures, judged_by, overall_metrics
+    from metrics.results import HEADLINE, describe_failures
+    from pipeline.run_outputs import RunResult, judged_by, overall_metrics
 
     run = request.getfixturevalue(f"{task}_run")
     validation = tfma.load_validation_result(run.output)
