@@ -49,8 +49,8 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr = os.fdopen(os.dup(2), "w", buffering=1)
         with open(log_file, "a") as f:
             os.dup2(f.fileno(), 2)
-    from modeling import devices
     from metrics import gates
+    from modeling import devices
     from pipeline.plan import plan_of
 
     devices.split_cpu(cfg.cpu_replicas)  # before anything initialises TensorFlow

@@ -26,10 +26,9 @@ import logging
 import os
 import sys
 import time
+from types import SimpleNamespace
 
 import numpy as np
-
-from types import SimpleNamespace
 
 # The taxi model's feature roles, written out by hand as a plain TensorFlow user would
 # (the pipeline derives the same ones from the schema and configs/local.toml).
@@ -134,11 +133,12 @@ class Preprocess:
                 default_value=len(v))  # one out-of-vocabulary id
             for k, v in analysed["vocab"].items()}
 
-    def __call__(self, raw: dict) -> tuple[dict, "tf.Tensor | None"]:
+    def __call__(self, raw: dict) -> tuple[dict, object]:
         import tensorflow as tf
 
         a, out = self.analysed, {}
-        zero_nan = lambda x: tf.where(tf.math.is_nan(x), tf.zeros_like(x), x)
+        def zero_nan(x):
+            return tf.where(tf.math.is_nan(x), tf.zeros_like(x), x)
 
         def filled_float(x):  # missing -> 0, as fill_in_missing does
             if x.dtype.is_integer:

@@ -165,7 +165,7 @@ def plot(results: list[RunResult], path: str) -> None:
     width = 0.8 / len(SYSTEMS)
     for i, system in enumerate(SYSTEMS):
         xs, walls, mems = [], [], []
-        for j, (rows, runs) in enumerate(sizes.items()):
+        for j, runs in enumerate(sizes.values()):
             if system in runs:
                 xs.append(j + i * width)
                 walls.append(runs[system].wall_s)

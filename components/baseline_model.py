@@ -13,9 +13,9 @@ import os
 
 from tfx.components import Evaluator
 from tfx.components.evaluator import executor as evaluator_executor
-from tfx.dsl.components.base import executor_spec
 from tfx.dsl.component.experimental.annotations import OutputArtifact, Parameter
 from tfx.dsl.component.experimental.decorators import component
+from tfx.dsl.components.base import executor_spec
 from tfx.dsl.io import fileio
 from tfx.types import standard_component_specs
 from tfx.types.standard_artifacts import Model

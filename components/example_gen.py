@@ -28,10 +28,9 @@ import struct
 from typing import Any
 
 from absl import logging
-
 from tfx.components.example_gen import base_example_gen_executor, utils, write_split
-from tfx.components.util import examples_utils
 from tfx.components.example_gen.import_example_gen import component as tfx_import_example_gen
+from tfx.components.util import examples_utils
 from tfx.dsl.components.base import base_beam_executor, executor_spec
 from tfx.proto import example_gen_pb2
 from tfx.types import artifact_utils, standard_component_specs
@@ -70,7 +69,7 @@ def detect_compression(path: str) -> str:
     if not head:
         return UNCOMPRESSED  # an empty file: no records, in any format
     if len(head) == 12:
-        (length,), (crc,) = struct.unpack("<Q", head[:8]), struct.unpack("<I", head[8:])
+        (crc,) = struct.unpack("<I", head[8:])  # of the 8-byte length before it
         if crc == _masked_crc32c(head[:8]):
             return UNCOMPRESSED
     if head[:2] == b"\x1f\x8b":

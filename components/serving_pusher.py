@@ -24,9 +24,9 @@ import logging
 import os
 
 from tfx.components.pusher import executor as tfx_pusher
+from tfx.proto import pusher_pb2
 from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import io_utils, json_utils, path_utils, proto_utils
-from tfx.proto import pusher_pb2
 
 from serving.layout import publish
 

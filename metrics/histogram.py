@@ -20,9 +20,14 @@ from __future__ import annotations
 
 import math
 
-from tensorflow_model_analysis.metrics import binary_confusion_matrices, calibration, calibration_histogram
+from tensorflow_model_analysis.metrics import (
+    binary_confusion_matrices,
+    calibration,
+    calibration_histogram,
+    metric_types,
+    metric_util,
+)
 from tensorflow_model_analysis.metrics import confusion_matrix_metrics as cm
-from tensorflow_model_analysis.metrics import metric_types, metric_util
 
 BUCKET_WIDTH = 1.0 / calibration_histogram.DEFAULT_NUM_BUCKETS
 # TFMA looks a class name up in its own registry before it reads the module, so these

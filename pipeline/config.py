@@ -12,10 +12,11 @@ import json
 import os
 import posixpath
 import re
-import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, get_type_hints
+
+import tomllib
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 
@@ -352,8 +353,8 @@ def _validate_splits(cfg: PipelineConfig) -> None:
 
 def _validate_schema_and_slices(cfg: PipelineConfig) -> None:
     from components.schema import load_schema  # avoids importing TF for --help
-    from modeling.roles import PlanError
     from metrics import gates
+    from modeling.roles import PlanError
     from pipeline.plan import plan_of
 
     schema_path = cfg.path("schema_path")

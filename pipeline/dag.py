@@ -19,17 +19,17 @@ from tfx.proto import example_gen_pb2, pusher_pb2, trainer_pb2
 
 from components import serving_pusher
 from components.example_gen import ImportExampleGen
-from pipeline.infra_validation import make_infra_validator
-from components.slice_report import SliceReport
 from components.schema_importer import FingerprintedImportSchemaGen
+from components.slice_report import SliceReport
 from components.validation_gate import ValidationGate
 from modeling.preprocessing import PLAN_KEY
 from modeling.signatures import client_signatures
 from pipeline import beam, evaluation
 from pipeline.config import PipelineConfig
-from pipeline.platforms import BASELINE, LOCAL, platform
 from pipeline.fingerprint import TRAINER_MODULES, TRANSFORM_MODULES, source_fingerprint
+from pipeline.infra_validation import make_infra_validator
 from pipeline.plan import plan_of
+from pipeline.platforms import BASELINE, LOCAL, platform
 
 
 def example_gen_input_config(cfg: PipelineConfig) -> example_gen_pb2.Input:

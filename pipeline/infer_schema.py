@@ -17,7 +17,6 @@ import logging
 import os
 import sys
 
-
 LOG = logging.getLogger("pipeline.infer_schema")
 SAMPLE_RECORDS = 20_000
 MAX_CATEGORIES = 20

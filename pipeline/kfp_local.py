@@ -48,8 +48,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pipeline.kubeflow import (ENTRYPOINT, SpecError, check_argo_task_names, check_pipeline_root,
-                               load_job, task_dependencies)
+from pipeline.kubeflow import (
+    ENTRYPOINT,
+    SpecError,
+    check_argo_task_names,
+    check_pipeline_root,
+    load_job,
+    task_dependencies,
+)
 
 LOG = logging.getLogger(__name__)
 PLACEHOLDER = "{{$}}"
@@ -373,7 +379,6 @@ def run_compiled(job_path: str, params: dict[str, str] | None = None, pipeline_r
                  local_storage: bool = False, publish_logs: bool = True, image_workdir: str = PROJECT_DIR,
                  log_dir: str | None = None, on_progress=None) -> LocalRun:
     """Run every task of the compiled spec at `job_path`; raises SpecError or TaskFailed."""
-    from google.protobuf import json_format
 
     job, spec = load_job(job_path)
     deployment = _deployment(spec)

@@ -83,8 +83,7 @@ def materialize(endpoint: str, dependencies, dest: str) -> list[str]:
 
     import grpc
     from apache_beam.portability import common_urns
-    from apache_beam.portability.api import (beam_artifact_api_pb2, beam_artifact_api_pb2_grpc,
-                                             beam_runner_api_pb2)
+    from apache_beam.portability.api import beam_artifact_api_pb2, beam_artifact_api_pb2_grpc, beam_runner_api_pb2
 
     os.makedirs(dest, exist_ok=True)
     names = []
@@ -167,8 +166,8 @@ def launch(args) -> int:
         if not value:
             raise SystemExit(f"No {name} endpoint provided.")
 
-    from google.protobuf import json_format
     from apache_beam.portability.api import endpoints_pb2
+    from google.protobuf import json_format
 
     os.makedirs(args.semi_persist_dir, exist_ok=True)
     venv = make_venv(args.semi_persist_dir, args.id)

@@ -10,8 +10,7 @@ import logging
 from concurrent import futures
 
 import grpc
-from tensorflow_serving.apis import (get_model_status_pb2, model_service_pb2_grpc,
-                                     prediction_service_pb2_grpc)
+from tensorflow_serving.apis import get_model_status_pb2, model_service_pb2_grpc, prediction_service_pb2_grpc
 
 from serving.model import ServingError, validate_metadata_request
 from serving.repository import ModelRepository

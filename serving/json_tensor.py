@@ -16,8 +16,18 @@ from tensorflow_serving.apis import input_pb2
 
 from serving import tf_json
 from serving.model import ServingError, dtype_string, invalid
-from serving.tf_json import (INT64_MAX, INT64_MIN, UINT64_MAX, JsonObject, Raw, debug_string, is_double, is_int,
-                             type_string, write_decimal)
+from serving.tf_json import (
+    INT64_MAX,
+    INT64_MIN,
+    UINT64_MAX,
+    JsonObject,
+    Raw,
+    debug_string,
+    is_double,
+    is_int,
+    type_string,
+    write_decimal,
+)
 
 ROW, COLUMNAR = "row", "columnar"
 _INT32 = (-(2 ** 31), 2 ** 31 - 1)

@@ -23,8 +23,14 @@ from google.protobuf import text_format
 from tensorflow.core.framework import types_pb2
 from tensorflow.core.protobuf import meta_graph_pb2
 from tensorflow.python.saved_model import loader_impl  # the SavedModel proto, as TF Serving reads it
-from tensorflow_serving.apis import (classification_pb2, get_model_metadata_pb2, input_pb2, predict_pb2,
-                                     prediction_log_pb2, regression_pb2)
+from tensorflow_serving.apis import (
+    classification_pb2,
+    get_model_metadata_pb2,
+    input_pb2,
+    predict_pb2,
+    prediction_log_pb2,
+    regression_pb2,
+)
 
 LOG = logging.getLogger(__name__)
 

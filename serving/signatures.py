@@ -23,8 +23,7 @@ from __future__ import annotations
 
 from tensorflow.core.framework import types_pb2
 
-from serving.model import (CLASSIFY_METHOD, REGRESS_METHOD, ServingError, check_example_signature,
-                           serve_meta_graph)
+from serving.model import CLASSIFY_METHOD, REGRESS_METHOD, ServingError, check_example_signature, serve_meta_graph
 
 PREDICT, CLASSIFY, REGRESS = "predict", "classify", "regress"
 PIPELINE_SIGNATURES = {"serving_default": PREDICT, "classification": CLASSIFY, "regression": REGRESS}

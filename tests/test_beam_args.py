@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import os
 
-from tests.taxi_sample import PROJECT_DIR
 from pipeline import beam
 from pipeline.config import load_config
+from tests.taxi_sample import PROJECT_DIR
 
 
 def _cfg(**overrides):

@@ -9,7 +9,7 @@ import hashlib
 import pytest
 
 from benchmarks import datagen
-from benchmarks.report import RunResult, from_json, table, targets, to_json, ratios_text
+from benchmarks.report import RunResult, from_json, ratios_text, table, targets, to_json
 
 
 def _digest(root) -> str:

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
 import tomllib
 
-import pytest
-
-from tests.taxi_sample import PROJECT_DIR, TAXI_TOML
 from pipeline.config import ConfigError, PipelineConfig, load_config, parse_overrides
+from tests.taxi_sample import PROJECT_DIR, TAXI_TOML
 
 
 def write(tmp_path, text: str):

@@ -6,11 +6,11 @@ drifting apart.
 """
 
 import re
-import tomllib
 from pathlib import Path
 
 import pytest
 import setuptools
+import tomllib
 
 from pipeline.config import PipelineConfig
 

@@ -92,10 +92,10 @@ def program_of(tokens: list[str], programs: dict[str, list[str]]) -> tuple[list[
 
 @pytest.mark.slow
 def test_every_quoted_command_names_real_targets_flags_and_settings():
-    from pipeline.config import load_config, parse_overrides
-
     import subprocess
     import sys
+
+    from pipeline.config import load_config, parse_overrides
 
     commands = quoted_commands()
     assert len(commands) >= 15, "the docs quote fewer commands than expected: is the block pattern stale?"

@@ -7,7 +7,7 @@ import os
 import pytest
 import tensorflow as tf
 
-from tests.taxi_sample import ALL_NODES, PROJECT_DIR, read_examples, run_pipeline, TAXI_TOML
+from tests.taxi_sample import ALL_NODES, PROJECT_DIR, TAXI_TOML, read_examples, run_pipeline
 
 pytestmark = pytest.mark.e2e
 

@@ -14,9 +14,9 @@ import time
 import pytest
 import tensorflow as tf
 
-from tests.taxi_sample import DATA_DIR, PROJECT_DIR, read_examples, run_pipeline, write_examples, TAXI_TOML
 from pipeline.config import load_config
 from pipeline.preflight import InputError, RunLock, RunLocked, check_inputs
+from tests.taxi_sample import DATA_DIR, PROJECT_DIR, TAXI_TOML, read_examples, run_pipeline, write_examples
 
 
 def cfg_for(input_base, **overrides):

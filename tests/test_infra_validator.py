@@ -9,13 +9,13 @@ own run: see test_e2e_pipeline.py and test_serving_api.py.
 from __future__ import annotations
 
 import glob
-import json
 import os
 
 import pytest
 import tensorflow as tf
 from tfx.proto import infra_validator_pb2, pusher_pb2
-from tfx.types import artifact_utils, standard_artifacts, standard_component_specs as keys
+from tfx.types import artifact_utils, standard_artifacts
+from tfx.types import standard_component_specs as keys
 from tfx.utils import json_utils, proto_utils
 
 from components import infra_validator, serving_pusher

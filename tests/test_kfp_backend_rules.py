@@ -16,12 +16,17 @@ from pathlib import Path
 import pytest
 
 import kfp_runner
-from tests.taxi_sample import DATA_DIR, read_examples, write_examples, taxi_config
 from pipeline import kfp_entrypoint
-from pipeline.kfp_local import (TaskFailed, cache_key, download, list_objects, run_compiled,
-                                second_run_cache_hits)
-from pipeline.kubeflow import (ENTRYPOINT, TFX_ENTRYPOINT, SpecError, adapt_for_open_source_kfp,
-                               check_argo_task_names, load_job)
+from pipeline.kfp_local import TaskFailed, cache_key, download, list_objects, run_compiled, second_run_cache_hits
+from pipeline.kubeflow import (
+    ENTRYPOINT,
+    TFX_ENTRYPOINT,
+    SpecError,
+    adapt_for_open_source_kfp,
+    check_argo_task_names,
+    load_job,
+)
+from tests.taxi_sample import DATA_DIR, read_examples, taxi_config, write_examples
 
 ROOT = Path(__file__).resolve().parent.parent
 IN_PROCESS = "--runner=FnApiRunner,--direct_running_mode=in_memory,--direct_num_workers=1"  # small data
@@ -210,10 +215,11 @@ def test_6_kubernetes_infra_validation_needs_kfp_namespace_which_only_the_layer_
 
 
 def test_6_infra_validator_fails_the_task_instead_of_blessing_nothing_when_it_cannot_run(monkeypatch):
+    from tfx.utils import proto_utils
+
     from components import infra_validator
     from pipeline import infra_validation
     from pipeline.config import load_config
-    from tfx.utils import proto_utils
 
     cfg = load_config(ROOT / "configs" / "kubeflow.toml", base_dir=ROOT)
     props = {"serving_spec": proto_utils.proto_to_json(infra_validation.serving_spec(cfg))}

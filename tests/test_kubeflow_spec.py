@@ -14,11 +14,10 @@ from pathlib import Path
 import pytest
 
 import kfp_runner
-from tests.taxi_sample import taxi_config
 from pipeline.config import load_config
-from pipeline.kfp_local import (LocalRun, check_runnable, execution_order, pipeline_parameters, run_compiled,
-                                _deployment)
+from pipeline.kfp_local import LocalRun, _deployment, check_runnable, execution_order, pipeline_parameters, run_compiled
 from pipeline.kubeflow import ENTRYPOINT, SpecError, load_job, task_dependencies
+from tests.taxi_sample import taxi_config
 
 ROOT = Path(__file__).resolve().parent.parent
 IN_PROCESS = "--runner=FnApiRunner,--direct_running_mode=in_memory,--direct_num_workers=1"  # small data

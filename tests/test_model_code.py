@@ -14,11 +14,11 @@ import tensorflow_transform.beam as tft_beam
 from tensorflow_transform.tf_metadata import schema_utils
 
 from components.schema import load_schema
-from tests.taxi_sample import SCHEMA_PATH
 from modeling.network import build_keras_model, category_sizes
 from modeling.preprocessing import PLAN_KEY, preprocessing_fn
 from modeling.roles import LABEL_KEY, make_plan
 from modeling.signatures import serving_signatures
+from tests.taxi_sample import SCHEMA_PATH
 
 BUCKETS = 10
 PLAN = make_plan(
@@ -178,8 +178,8 @@ def test_training_input_is_raw_examples_through_the_transform_graph(transformed,
     from tfx.components.trainer.fn_args_utils import DataAccessor, FnArgs
     from tfx_bsl.tfxio import tf_example_record
 
-    from tests.taxi_sample import write_examples
     from modeling.trainer import _dataset
+    from tests.taxi_sample import write_examples
 
     _, out_dir = transformed
     write_examples([to_example(r) for r in ROWS], tmp_path / "raw.tfrecord.gz")

@@ -18,9 +18,9 @@ import tempfile
 
 import pytest
 
-from tests.taxi_sample import PROJECT_DIR, TAXI_TOML
 from pipeline.config import load_config
 from pipeline.output_faults import OutputError, check_outputs, describe
+from tests.taxi_sample import PROJECT_DIR, TAXI_TOML
 
 NOBODY = 65534
 OUTPUTS = {  # setting -> (what the message calls it, the location made faulty, --set value)
@@ -182,7 +182,7 @@ def test_examples_into_a_full_pipeline_root_are_one_line(workdir, tmp_path):
     from components import example_gen
 
     records = []
-    for i in range(3000):
+    for _ in range(3000):
         e = tf.train.Example()
         e.features.feature["x"].bytes_list.value.append(os.urandom(64))
         records.append(e.SerializeToString())

@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from pipeline.run_outputs import read_run_result
 from tests import synthetic
 from tests.taxi_sample import PROJECT_DIR
-from pipeline.run_outputs import read_run_result
 
 pytestmark = pytest.mark.e2e
 

@@ -17,8 +17,8 @@ import re
 
 import pytest
 
-from tests.taxi_sample import run_pipeline
 from portable.cluster import LocalCluster, build_wheel
+from tests.taxi_sample import run_pipeline
 
 pytestmark = pytest.mark.e2e  # starts a job service, a worker pool and a worker per Beam job
 

@@ -11,11 +11,11 @@ from __future__ import annotations
 import pytest
 
 import kfp_runner
-from tests.taxi_sample import PROJECT_DIR
 from pipeline import beam
 from pipeline.config import BEAM_COMPONENTS, ConfigError, load_config
 from pipeline.kfp_local import _deployment
 from pipeline.kubeflow import load_job
+from tests.taxi_sample import PROJECT_DIR
 
 CONFIG = PROJECT_DIR / "configs" / "kubeflow.toml"
 DATAFLOW = {"beam_runner": "dataflow", "dataflow_project": "acme-ml", "dataflow_region": "europe-west4",

@@ -26,14 +26,20 @@ import grpc
 import numpy as np
 import pytest
 import tensorflow as tf
-from tensorflow_serving.apis import (classification_pb2, get_model_metadata_pb2, get_model_status_pb2,
-                                     model_service_pb2_grpc, predict_pb2, prediction_service_pb2_grpc,
-                                     regression_pb2)
+from tensorflow_serving.apis import (
+    classification_pb2,
+    get_model_metadata_pb2,
+    get_model_status_pb2,
+    model_service_pb2_grpc,
+    predict_pb2,
+    prediction_service_pb2_grpc,
+    regression_pb2,
+)
 
-from tests.taxi_sample import PROJECT_DIR, read_examples
 from serving import layout, signatures
 from serving.json_tensor import example_input, parse_body
 from serving.model import serve_meta_graph
+from tests.taxi_sample import PROJECT_DIR, read_examples
 
 pytestmark = pytest.mark.e2e
 MODEL = "taxi_tips"

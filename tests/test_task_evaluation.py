@@ -18,9 +18,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from modeling.roles import Plan
 from metrics import gates, results
 from metrics import regression as regression_metrics
+from modeling.roles import Plan
 from pipeline import evaluation
 
 N = 600
