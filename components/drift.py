@@ -80,8 +80,10 @@ def compare(new_stats, previous_stats, schema, features: list[str], l_infinity: 
             values[".".join(info.path.step)] = m.value
     drifted = {name for name, info in anomalies.anomaly_info.items()
                if any(anomalies_pb2.AnomalyInfo.Type.Name(r.type) in _DRIFT_TYPES for r in info.reason)}
-    return [{"feature": name, "measure": measure, "value": values.get(name), "threshold": threshold,
-             "drifted": name in drifted} for name, (measure, threshold) in sorted(measures.items())]
+    # A feature absent from either span has no measurement (ExampleValidator judges absence).
+    return [{"feature": name, "measure": measure, "value": values[name], "threshold": threshold,
+             "drifted": name in drifted} for name, (measure, threshold) in sorted(measures.items())
+            if name in values]
 
 
 def describe(rows: list[dict]) -> str:
@@ -108,7 +110,7 @@ def DriftCheck(statistics: InputArtifact[ExampleStatistics], schema: InputArtifa
 
     from components.example_gen import PREVIOUS_SPAN_PROPERTY, PREVIOUS_SPAN_SPLIT, SPAN_SPLIT
 
-    span = examples.get_int_property("span") if examples.has_property("span") else 0
+    span = examples.span
     previous = examples.get_int_custom_property(PREVIOUS_SPAN_PROPERTY) \
         if examples.has_custom_property(PREVIOUS_SPAN_PROPERTY) else -1
     drift.split_names = artifact_utils.encode_split_names([SPAN_SPLIT])

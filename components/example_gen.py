@@ -444,6 +444,7 @@ class Executor(base_beam_executor.BaseBeamExecutor):
         nonfinite = {name: w.nonfinite for name, w in splits.items() if w.nonfinite}
         artifact.set_string_custom_property(NONFINITE_PROPERTY, json.dumps(nonfinite, sort_keys=True))
         if window is not None:
+            artifact.span = window["span"]
             rows = {str(s): n for s, n in window["rows"].items()}
             artifact.set_string_custom_property(WINDOW_PROPERTY, json.dumps(rows))
             artifact.set_int_custom_property(PREVIOUS_SPAN_PROPERTY,
