@@ -114,7 +114,7 @@ def DriftCheck(statistics: InputArtifact[ExampleStatistics], schema: InputArtifa
     previous = examples.get_int_custom_property(PREVIOUS_SPAN_PROPERTY) \
         if examples.has_custom_property(PREVIOUS_SPAN_PROPERTY) else -1
     drift.split_names = artifact_utils.encode_split_names([SPAN_SPLIT])
-    drift.set_int_custom_property("span", span)
+    drift.set_int_custom_property("new_span", span)
     drift.set_int_custom_property("previous_span", previous)
     previous_stats = _stats(statistics.uri, PREVIOUS_SPAN_SPLIT) if previous >= 0 else None
     if previous_stats is None:

@@ -451,7 +451,7 @@ def continuous_training(drift_artifact=None, model_run_uri: str | None = None) -
 
     out: dict = {}
     if drift_artifact is not None:
-        out["span"] = drift_artifact.get_int_custom_property("span")
+        out["span"] = drift_artifact.get_int_custom_property("new_span")
         out["previous_span"] = drift_artifact.get_int_custom_property("previous_span")
         out["drift"] = json.loads(drift_artifact.get_string_custom_property("drift") or "[]")
     if model_run_uri:
