@@ -81,7 +81,7 @@ def run_fn(fn_args: FnArgs) -> None:
         warm, why = False, "warm_start is off"
         if cfg.get("warm_start"):
             warm, why = warm_start.load(model, fn_args.base_model, plan, inputs,
-                                        float(cfg.get("warm_start_max_shift", 0.1)), **build_args)
+                                        float(cfg.get("warm_start_max_shift", 0.25)), **build_args)
     steps = int(cfg.get("warm_start_steps") or fn_args.train_steps) if warm else fn_args.train_steps
     PROGRESS.info("%s %s; %d training steps", "warm start:" if warm else "cold start:", why, steps)
     model.fit(

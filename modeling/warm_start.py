@@ -18,7 +18,6 @@ than `max_shift` of its feature's range.
 from __future__ import annotations
 
 import json
-import logging
 import os
 import tempfile
 
@@ -28,7 +27,6 @@ import tensorflow as tf
 from modeling.network import build_keras_model
 from modeling.roles import Plan
 
-LOG = logging.getLogger(__name__)
 WARM_DIR = os.path.join("assets.extra", "warm_start")
 WEIGHTS, INPUTS = "weights.h5", "inputs.json"
 STATUS = "warm_start.json"  # in the Trainer's model_run output: whether and from what it started
@@ -88,14 +86,26 @@ def save(model: tf.keras.Model, serving_model_dir: str, inputs: dict) -> None:
         json.dump(inputs, f)
 
 
+def _shape(plan: dict) -> list[tuple]:
+    return [(f["name"], f["role"], f["optional"]) for f in plan["features"]]
+
+
+def read_status(model_run_dir: str) -> dict | None:
+    """What the Trainer wrote about its start ({warm_started, detail, steps}), if anything."""
+    path = os.path.join(model_run_dir, STATUS)
+    if not tf.io.gfile.exists(path):
+        return None
+    with tf.io.gfile.GFile(path) as f:
+        return json.load(f)
+
+
 def refusal(old: dict, new: dict, max_shift: float) -> str | None:
     """Why weights trained on `old` inputs cannot start a model on `new` ones; None if they can."""
     old_plan, new_plan = old["plan"], new["plan"]
     for name in ("task", "label", "classes", "oov_buckets", "quantile_buckets"):
         if old_plan.get(name) != new_plan.get(name):
             return f"the {name} changed ({old_plan.get(name)!r} -> {new_plan.get(name)!r})"
-    shape = lambda p: [(f["name"], f["role"], f["optional"]) for f in p["features"]]  # noqa: E731
-    if shape(old_plan) != shape(new_plan):
+    if _shape(old_plan) != _shape(new_plan):
         return "the features or their roles changed"
     if old["hidden_units"] != new["hidden_units"]:
         return f"hidden_units changed ({old['hidden_units']} -> {new['hidden_units']})"

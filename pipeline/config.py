@@ -154,7 +154,7 @@ class PipelineConfig:
     # (0: train_steps) then.
     warm_start: bool = False
     warm_start_steps: int = 0
-    warm_start_max_shift: float = 0.1
+    warm_start_max_shift: float = 0.25
 
     # Where a relative path is resolved; not itself a pipeline setting.
     base_dir: str = field(default=str(PROJECT_DIR), repr=False)

@@ -84,7 +84,8 @@ def run_day(config_file: str, out: str, overrides: list[str]) -> tuple[int, str]
             "--set", f"metadata_path={out}/metadata.sqlite", "--set", f"serving_dir={out}/serving"]
     for o in overrides:
         args += ["--set", o]
-    proc = subprocess.run(args, capture_output=True, text=True, cwd=PROJECT_DIR)
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    proc = subprocess.run(args, capture_output=True, text=True, cwd=PROJECT_DIR, env=env)
     return proc.returncode, proc.stdout + proc.stderr
 
 
@@ -113,6 +114,9 @@ def day_line(day: str, span: int, rows: int, code: int, output: str, cfg) -> str
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    # This process reads and writes records only: TensorFlow's start-up lines are noise here
+    # (each day's run keeps its own logging; run_day does not pass this on).
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     out = os.path.abspath(args.out)
     drifted = args.days if args.drifted == 0 else args.drifted
     os.makedirs(out, exist_ok=True)

@@ -181,7 +181,7 @@ def read_continuous_training(store, pipeline_name: str, result: RunResult) -> No
 
     from components.drift import DRIFT_PROPERTY
     from components.example_gen import WINDOW_PROPERTY
-    from reporting.model import continuous_training
+    from modeling.warm_start import read_status
 
     examples = latest_outputs(store, pipeline_name, "ImportExampleGen").get("examples")
     if examples and WINDOW_PROPERTY in examples[0].custom_properties:
@@ -192,4 +192,4 @@ def read_continuous_training(store, pipeline_name: str, result: RunResult) -> No
         result.drift = json.loads(drift[0].custom_properties[DRIFT_PROPERTY].string_value)
     run = latest_outputs(store, pipeline_name, "Trainer").get("model_run")
     if run:
-        result.warm_start = continuous_training(None, run[0].uri).get("warm_start")
+        result.warm_start = read_status(run[0].uri)

@@ -447,18 +447,15 @@ def load_statistics(statistics_uri: str) -> dict[str, dict]:
 def continuous_training(drift_artifact=None, model_run_uri: str | None = None) -> dict:
     """What the report says about spans, drift and warm start, from DriftCheck's output
     artifact and the Trainer's model_run directory (either may be absent)."""
-    import tensorflow as tf
-
     out: dict = {}
     if drift_artifact is not None:
         out["span"] = drift_artifact.get_int_custom_property("new_span")
         out["previous_span"] = drift_artifact.get_int_custom_property("previous_span")
         out["drift"] = json.loads(drift_artifact.get_string_custom_property("drift") or "[]")
     if model_run_uri:
-        from modeling.warm_start import STATUS
+        from modeling.warm_start import read_status
 
-        path = os.path.join(model_run_uri, STATUS)
-        if tf.io.gfile.exists(path):
-            with tf.io.gfile.GFile(path) as f:
-                out["warm_start"] = json.load(f)
+        status = read_status(model_run_uri)
+        if status is not None:
+            out["warm_start"] = status
     return out
