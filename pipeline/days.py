@@ -25,9 +25,10 @@ DAY_SETTINGS = {
     "input_pattern": PATTERN, "window_spans": "3", "warm_start": "true", "train_steps": "300",
     "warm_start_steps": "100", "eval_steps": "20", "drift_l_infinity": "0.1",
     # TFDV's Jensen-Shannon divergence re-bins equal-width histograms: for a heavy-tailed
-    # feature one long trip moves it (trip_miles 0.78 between two halves of the same data,
-    # 1,000 rows each); it is steady for these (<= 0.03 there).
-    "drift_thresholds": "{trip_start_hour = 0.05, trip_start_day = 0.05, trip_seconds = 0.1}",
+    # feature a few long trips move it (between two clean days of the bundled data:
+    # trip_miles 0.78 at 1,000 rows a day, trip_seconds 0.15 at 2,143); for bounded ones it
+    # is steady (trip_start_hour, trip_start_day <= 0.003 there).
+    "drift_thresholds": "{trip_start_hour = 0.05, trip_start_day = 0.05}",
 }
 _FAILED = re.compile(r"^run failed in (\S+): (.*)$", re.M)
 
