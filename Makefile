@@ -6,10 +6,13 @@ ARGS ?=
 # make kfp-local: Beam in each task's process (the bundled sample is small; pods decide for themselves otherwise)
 KFP_LOCAL_BEAM := --runner=FnApiRunner,--direct_running_mode=in_memory,--direct_num_workers=1
 
-.PHONY: run run-portable schema lint format test test-fast bench bench-serving serve versions rollback report notebooks compile golden kfp-local runtime shell lock data clean clean-runtime
+.PHONY: days run run-portable schema lint format test test-fast bench bench-serving serve versions rollback report notebooks compile golden kfp-local runtime shell lock data clean clean-runtime
 
 run: ## the whole DAG locally on the bundled data
 	$(PY) local_runner.py --config $(CONFIG) $(ARGS)
+
+days: ## a week of daily spans from the bundled data, run day by day (docs/continuous-training.md; ARGS="--days 3")
+	$(PY) -m pipeline.days $(ARGS)
 
 run-portable: ## the DAG with its Beam work on Beam's PortableRunner (local job service, SDK workers in other processes)
 	$(PY) -m portable --config $(CONFIG) $(ARGS)

@@ -119,6 +119,16 @@ def main(argv: list[str] | None = None) -> int:
 def print_summary(result) -> None:
     from metrics.results import HEADLINE
 
+    if result.span is not None:
+        LOG.info("span %s; trained on spans %s", result.span,
+                 ", ".join(f"{s} ({n} records)" for s, n in result.window.items()))
+    if result.warm_start is not None:
+        w = result.warm_start
+        LOG.info("%s %s (%d steps)", "WARM START" if w["warm_started"] else "cold start:", w["detail"], w["steps"])
+    if result.drift:
+        drifted = [r for r in result.drift if r["drifted"]]
+        LOG.info("drift: %s", "; ".join(f"{r['feature']} {r['value']:.3f} > {r['threshold']:g}" for r in drifted)
+                 if drifted else f"none over {len(result.drift)} features")
     if result.blessed:
         LOG.info("model BLESSED")
     else:

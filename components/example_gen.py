@@ -37,6 +37,16 @@ from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import proto_utils
 
 GZIP, ZLIB, UNCOMPRESSED = "GZIP", "ZLIB", ""
+# With spans: the window's records are hash-split into train / eval as always, and the
+# selected span's and the one before it are also written as these splits, so StatisticsGen
+# keeps every span's statistics and the drift check compares the two.
+SPAN_SPLIT, PREVIOUS_SPAN_SPLIT = "span", "previous_span"
+# On the Examples artifact: the spans read ({span: records}) and the previous span's number.
+WINDOW_PROPERTY = "window_spans"
+PREVIOUS_SPAN_PROPERTY = "previous_span"
+# In custom_config (a Struct): the input pattern as written, with its span spec (TFX's
+# driver hands the executor the pattern of the selected span only), and the window's size.
+PATTERN_KEY, WINDOW_KEY = "span_pattern", "window_spans"
 # On the Examples artifact: {split: {feature: [NaN values, infinite values]}}, counted over
 # every record (the ValidationGate's exact counts; statistics may one day be sampled).
 NONFINITE_PROPERTY = "nonfinite_float_values"
@@ -196,6 +206,57 @@ def files_for(input_base: str, pattern: str) -> list[str]:
     return sorted(tf.io.gfile.glob(os.path.join(input_base, pattern)))
 
 
+def spans_of(input_base: str, pattern: str) -> dict[int, list[str]]:
+    """{span: its files} for every span present, read with TFX's own span and date matching
+    (tfx/components/example_gen/utils.py: the glob and regex its driver resolves spans with)."""
+    import tensorflow as tf
+
+    split = example_gen_pb2.Input.Split(name="single_split", pattern=pattern)
+    is_span, is_date, is_version = utils.verify_split_pattern_specs(split)
+    glob, regex = utils._create_matching_glob_and_regex(  # pylint: disable=protected-access
+        input_base, split, is_span, is_date, is_version, None)
+    found: dict[int, list[str]] = {}
+    for path in sorted(tf.io.gfile.glob(glob)):
+        _, span, _, _ = utils._find_matched_span_version_from_path(  # pylint: disable=protected-access
+            path, regex, is_span, is_date, is_version)
+        found.setdefault(span, []).append(path)
+    return found
+
+
+def window_of(spans: dict[int, list[str]], span: int, size: int) -> tuple[list[int], int | None]:
+    """(the last `size` spans present up to `span`, oldest first; the span present before `span`)."""
+    if span not in spans:
+        raise ExampleGenError(f"span {span} has no input files (spans present: {sorted(spans) or 'none'})")
+    earlier = sorted(s for s in spans if s <= span)
+    previous = earlier[-2] if len(earlier) > 1 else None
+    return earlier[-size:], previous
+
+
+def window_config(custom_config: str | None) -> tuple[str, int] | None:
+    """(pattern with its span spec, window size) from ExampleGen's custom_config, if set."""
+    if not custom_config:
+        return None
+    from google.protobuf import json_format, struct_pb2
+
+    config = example_gen_pb2.CustomConfig()
+    proto_utils.json_to_proto(custom_config, config)
+    values = struct_pb2.Struct()
+    if not config.custom_config.Unpack(values):
+        return None
+    data = json_format.MessageToDict(values)
+    return data[PATTERN_KEY], int(data[WINDOW_KEY])
+
+
+def make_window_config(pattern: str, window_spans: int) -> example_gen_pb2.CustomConfig:
+    from google.protobuf import struct_pb2
+
+    values = struct_pb2.Struct()
+    values.update({PATTERN_KEY: pattern, WINDOW_KEY: window_spans})
+    config = example_gen_pb2.CustomConfig()
+    config.custom_config.Pack(values)
+    return config
+
+
 class SplitWriter:
     """`shards` gzip TFRecord files in one split directory, filled round robin.
 
@@ -235,11 +296,15 @@ def shard_count(beam_pipeline_args: list[str] | None) -> int:
 
 def generate_splits(input_base: str, input_config: example_gen_pb2.Input,
                     output_config: example_gen_pb2.Output, payload_format: int,
-                    split_dir_of, shards: int) -> dict[str, SplitWriter]:
+                    split_dir_of, shards: int, window: dict | None = None) -> dict[str, SplitWriter]:
     """Streams every input record into its split's files; returns {split: its closed writer}
     (with the split's record count and exact NaN / infinity counts).
 
-    `split_dir_of(split name)` is where that split's files go.
+    `split_dir_of(split name)` is where that split's files go. `window` ({"spans": {span:
+    files} oldest first, "span": the selected one, "previous": (span, files) or None})
+    replaces the input pattern's files: all its spans are hash-split, and the selected
+    and previous spans are also copied whole into their own splits; its "rows" ({span:
+    records}) are set on return.
     """
     names = utils.generate_output_split_names(input_config, output_config)
     parse = _payload_parser(payload_format)
@@ -254,25 +319,43 @@ def generate_splits(input_base: str, input_config: example_gen_pb2.Input,
     else:
         buckets = []
         sources = [(split.pattern, index) for index, split in enumerate(input_config.splits)]
+    if window is not None and not buckets:
+        raise ExampleGenError("a span window needs one input pattern and hash-split output")
 
+    extra = {}  # file -> the extra split its records are copied to
+    if window is not None:
+        sources = [(files, None) for files in window["spans"].values()]
+        extra = {path: SPAN_SPLIT for path in window["spans"][window["span"]]}
+        if window["previous"] is not None:
+            extra.update({path: PREVIOUS_SPAN_SPLIT for path in window["previous"][1]})
+            if window["previous"][0] not in window["spans"]:
+                sources.append((window["previous"][1], -1))  # copied, not trained on
+        names = names + [SPAN_SPLIT] + ([PREVIOUS_SPAN_SPLIT] if window["previous"] is not None else [])
     writers = {name: SplitWriter(split_dir_of(name), shards) for name in names}
+    rows: dict[str, int] = {}
     try:
+        examples = payload_format == example_gen_pb2.PayloadFormat.FORMAT_TF_EXAMPLE
         for pattern, fixed_index in sources:
-            paths = files_for(input_base, pattern)
+            paths = pattern if isinstance(pattern, list) else files_for(input_base, pattern)
             if not paths:
                 raise ExampleGenError(f"no input files match {os.path.join(input_base, pattern)}")
             for path in paths:
-                _stream_file(path, parse, fixed_index, buckets, output_config.split_config,
-                             [writers[n] for n in names],
-                             payload_format == example_gen_pb2.PayloadFormat.FORMAT_TF_EXAMPLE)
+                copy = writers[extra[path]] if path in extra else None
+                rows[path] = _stream_file(path, parse, fixed_index, buckets, output_config.split_config,
+                                          [writers[n] for n in names], examples, copy)
     finally:
         for w in writers.values():
             w.close()
+    if window is not None:
+        window["rows"] = {span: sum(rows[f] for f in files) for span, files in window["spans"].items()}
     return writers
 
 
-def _stream_file(path, parse, fixed_index, buckets, split_config, writers, examples: bool) -> None:
+def _stream_file(path, parse, fixed_index, buckets, split_config, writers, examples: bool,
+                 copy: SplitWriter | None = None) -> int:
+    """Returns the file's record count. `fixed_index` -1: the records go to `copy` only."""
     partition = base_example_gen_executor._PartitionFn  # TFX's own: identical splits
+    index = -1
     for index, raw in enumerate(read_records(path)):
         if parse is not None:
             try:
@@ -282,12 +365,15 @@ def _stream_file(path, parse, fixed_index, buckets, split_config, writers, examp
                                       "payload (tf.train.Example by default)") from None
         else:
             record = raw
-        target = fixed_index if fixed_index is not None else partition(
-            record, len(buckets), buckets, split_config)
-        writer = writers[target]
-        writer.write(raw)
-        if examples and (b"\x7f" in raw or b"\xff" in raw):
-            count_nonfinite(record, writer.nonfinite)
+        targets = [copy] if copy is not None else []
+        if fixed_index != -1:
+            targets.append(writers[fixed_index if fixed_index is not None else partition(
+                record, len(buckets), buckets, split_config)])
+        for writer in targets:
+            writer.write(raw)
+            if examples and (b"\x7f" in raw or b"\xff" in raw):
+                count_nonfinite(record, writer.nonfinite)
+    return index + 1
 
 
 def count_nonfinite(example, counts: dict[str, list[int]]) -> None:
@@ -329,6 +415,16 @@ class Executor(base_beam_executor.BaseBeamExecutor):
         examples = output_dict[standard_component_specs.EXAMPLES_KEY]
         artifact = artifact_utils.get_single_instance(examples)
         names = utils.generate_output_split_names(input_config, output_config)
+        window = None
+        spans_config = window_config(exec_properties.get(standard_component_specs.CUSTOM_CONFIG_KEY))
+        if spans_config is not None:
+            pattern, size = spans_config
+            span = int(exec_properties.get(utils.SPAN_PROPERTY_NAME) or 0)
+            present = spans_of(exec_properties[standard_component_specs.INPUT_BASE_KEY], pattern)
+            chosen, previous = window_of(present, span, size)
+            window = {"spans": {s: present[s] for s in chosen}, "span": span,
+                      "previous": (previous, present[previous]) if previous is not None else None}
+            names = names + [SPAN_SPLIT] + ([PREVIOUS_SPAN_SPLIT] if previous is not None else [])
         artifact.split_names = artifact_utils.encode_split_names(names)
 
         payload_format = exec_properties.get(standard_component_specs.OUTPUT_DATA_FORMAT_KEY)
@@ -337,7 +433,7 @@ class Executor(base_beam_executor.BaseBeamExecutor):
         splits = generate_splits(
             exec_properties[standard_component_specs.INPUT_BASE_KEY], input_config, output_config,
             payload_format, lambda name: artifact_utils.get_split_uri(examples, name),
-            shard_count(self._beam_pipeline_args))
+            shard_count(self._beam_pipeline_args), window)
         # The same properties, set the same way, as TFX's base executor (base_example_gen_executor.py, Do).
         for a in examples:
             if payload_format:
@@ -346,6 +442,14 @@ class Executor(base_beam_executor.BaseBeamExecutor):
                 examples_utils.set_file_format(a, write_split.to_file_format_str(file_format))
         nonfinite = {name: w.nonfinite for name, w in splits.items() if w.nonfinite}
         artifact.set_string_custom_property(NONFINITE_PROPERTY, json.dumps(nonfinite, sort_keys=True))
+        if window is not None:
+            artifact.span = window["span"]
+            rows = {str(s): n for s, n in window["rows"].items()}
+            artifact.set_string_custom_property(WINDOW_PROPERTY, json.dumps(rows))
+            artifact.set_int_custom_property(PREVIOUS_SPAN_PROPERTY,
+                                             -1 if window["previous"] is None else window["previous"][0])
+            logging.info("Span %d, window %s (records per span), previous span %s", window["span"], rows,
+                         window["previous"][0] if window["previous"] else "none")
         logging.info("Examples generated: %s", ", ".join(f"{w.count} {name}" for name, w in splits.items()))
 
 
@@ -355,3 +459,9 @@ class ImportExampleGen(tfx_import_example_gen.ImportExampleGen):
     would, but under another name and defaults."""
 
     EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(Executor)
+
+    def __init__(self, *, custom_config: example_gen_pb2.CustomConfig | None = None, **kwargs):
+        """`custom_config`: make_window_config(...) when the input pattern names spans."""
+        super().__init__(**kwargs)
+        if custom_config is not None:
+            self.exec_properties[standard_component_specs.CUSTOM_CONFIG_KEY] = custom_config

@@ -8,7 +8,7 @@ evaluation, and the local runner prints where they are.
 from tfx.dsl.component.experimental.annotations import InputArtifact, OutputArtifact, Parameter
 from tfx.dsl.component.experimental.decorators import component
 from tfx.types.artifact import Artifact
-from tfx.types.standard_artifacts import ExampleAnomalies, ExampleStatistics, ModelEvaluation
+from tfx.types.standard_artifacts import ExampleAnomalies, ExampleStatistics, ModelEvaluation, ModelRun
 
 
 class SliceReportFiles(Artifact):
@@ -28,11 +28,14 @@ def SliceReport(
     anomalies: InputArtifact[ExampleAnomalies],
     report: OutputArtifact[SliceReportFiles],
     small_slice_examples: Parameter[int] = 50,
+    drift: InputArtifact[ExampleAnomalies] = None,
+    model_run: InputArtifact[ModelRun] = None,
 ):
-    from reporting.model import load_report
+    from reporting.model import continuous_training, load_report
     from reporting.render import write_reports
 
     result = load_report(evaluation.uri, statistics.uri, anomalies.uri, small_slice_examples)
+    result.continuous = continuous_training(drift, model_run.uri if model_run is not None else None)
     html_path, md_path = write_reports(result, report.uri)
     report.set_string_custom_property("html", html_path)
     report.set_string_custom_property("markdown", md_path)

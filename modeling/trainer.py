@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 
 import numpy as np
 import tensorflow as tf
@@ -10,7 +12,7 @@ import tensorflow_transform as tft
 from tfx.components.trainer.fn_args_utils import FnArgs
 from tfx_bsl.public.tfxio import TensorFlowDatasetOptions
 
-from modeling import devices
+from modeling import devices, warm_start
 from modeling.network import build_keras_model, category_sizes
 from modeling.preprocessing import PLAN_KEY
 from modeling.roles import LABEL_KEY, Plan
@@ -70,17 +72,22 @@ def run_fn(fn_args: FnArgs) -> None:
     evaluation = _dataset(fn_args, fn_args.eval_files, tf_transform_output, global_batch, plan)
     mean, std = _label_scale(train) if plan.task == "regression" else (0.0, 1.0)
 
+    sizes = category_sizes(plan, tf_transform_output)
+    build_args = dict(hidden_units=tuple(cfg.get("hidden_units", (64, 32, 16))),
+                      learning_rate=float(cfg.get("learning_rate", 1e-3)), label_mean=mean, label_std=std)
+    inputs = warm_start.inputs_of(plan, tf_transform_output, sizes, build_args["hidden_units"])
     with strategy.scope():
-        model = build_keras_model(
-            plan, category_sizes(plan, tf_transform_output),
-            hidden_units=tuple(cfg.get("hidden_units", (64, 32, 16))),
-            learning_rate=float(cfg.get("learning_rate", 1e-3)),
-            label_mean=mean, label_std=std,
-        )
+        model = build_keras_model(plan, sizes, **build_args)
+        warm, why = False, "warm_start is off"
+        if cfg.get("warm_start"):
+            warm, why = warm_start.load(model, fn_args.base_model, plan, inputs,
+                                        float(cfg.get("warm_start_max_shift", 0.25)), **build_args)
+    steps = int(cfg.get("warm_start_steps") or fn_args.train_steps) if warm else fn_args.train_steps
+    PROGRESS.info("%s %s; %d training steps", "warm start:" if warm else "cold start:", why, steps)
     model.fit(
         train,
         epochs=1,
-        steps_per_epoch=fn_args.train_steps,
+        steps_per_epoch=steps,
         validation_data=evaluation,
         validation_steps=fn_args.eval_steps,
         callbacks=[tf.keras.callbacks.TensorBoard(log_dir=fn_args.model_run_dir, update_freq="epoch")],
@@ -88,4 +95,7 @@ def run_fn(fn_args: FnArgs) -> None:
     )
     tf.saved_model.save(model, fn_args.serving_model_dir,
                         signatures=serving_signatures(model, tf_transform_output, plan))
+    warm_start.save(model, fn_args.serving_model_dir, inputs)
+    with tf.io.gfile.GFile(os.path.join(fn_args.model_run_dir, warm_start.STATUS), "w") as f:
+        json.dump({"warm_started": warm, "detail": why, "steps": steps}, f)
     LOG.info("model exported to %s", fn_args.serving_model_dir)

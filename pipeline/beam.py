@@ -14,7 +14,7 @@ import glob
 import logging
 import os
 
-from pipeline.config import BEAM_COMPONENTS, PipelineConfig, beam_runner_of
+from pipeline.config import BEAM_COMPONENTS, PipelineConfig, beam_runner_of, glob_pattern
 
 LOG = logging.getLogger(__name__)
 AUTO = "--direct_running_mode=auto"
@@ -37,7 +37,7 @@ def input_bytes(cfg: PipelineConfig) -> int | None:
     base = cfg.path("input_base")
     if "://" in base:
         return None
-    patterns = list(cfg.split_patterns.values()) or [cfg.input_pattern]
+    patterns = list(cfg.split_patterns.values()) or [glob_pattern(cfg.input_pattern)]
     files = {f for p in patterns for f in glob.glob(os.path.join(base, p)) if os.path.isfile(f)}
     return sum(os.path.getsize(f) for f in files)
 

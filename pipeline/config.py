@@ -137,6 +137,26 @@ class PipelineConfig:
     portable_environment_type: str = "DOCKER"
     portable_environment_config: str = ""
 
+    # Continuous training (docs/continuous-training.md). input_pattern may name spans with
+    # {SPAN} or {YYYY}{MM}{DD}: a run reads the newest span (or `span`, if >= 0) ...
+    span: int = -1
+    # ... trains on the last window_spans spans up to it, and compares the span with the one
+    # before: drift per model feature, L-infinity distance (categorical) or Jensen-Shannon
+    # divergence (numeric) above these thresholds (0: only the schema's drift_comparators;
+    # drift_thresholds sets them per feature) stops the run, or only warns.
+    window_spans: int = 1
+    drift_l_infinity: float = 0.0
+    drift_jensen_shannon: float = 0.0
+    drift_thresholds: dict[str, float] = field(default_factory=dict)
+    fail_on_drift: bool = True
+    # Start from the weights of the last blessed model when its inputs match (the same
+    # features and roles; its vocabularies are remapped by value; its bucket boundaries may
+    # have moved by at most warm_start_max_shift of their range), training warm_start_steps
+    # (0: train_steps) then.
+    warm_start: bool = False
+    warm_start_steps: int = 0
+    warm_start_max_shift: float = 0.25
+
     # Where a relative path is resolved; not itself a pipeline setting.
     base_dir: str = field(default=str(PROJECT_DIR), repr=False)
     # What loading the configuration decided that the user should read (e.g. a dropped
@@ -183,6 +203,19 @@ FIELD_NAMES = tuple(f.name for f in fields(PipelineConfig) if f.name != "notes")
 # with another value than the file's [dataset] table means "not that data set".
 DATASET_KEYS = ("input_base", "schema_path", "label")
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+# TFX's span, version and date specs in a file pattern (tfx/components/example_gen/utils.py).
+_SPAN_SPEC_RE = re.compile(r"\{SPAN(:[^}]*)?\}|\{YYYY\}|\{MM\}|\{DD\}")
+_ANY_SPEC_RE = re.compile(r"\{(SPAN|VERSION)(:[^}]*)?\}|\{YYYY\}|\{MM\}|\{DD\}")
+
+
+def has_spans(pattern: str) -> bool:
+    """Whether a file pattern names spans ({SPAN} or {YYYY}{MM}{DD})."""
+    return bool(_SPAN_SPEC_RE.search(pattern))
+
+
+def glob_pattern(pattern: str) -> str:
+    """A span pattern as a glob matching every span's files (for checks before a run)."""
+    return _ANY_SPEC_RE.sub("*", pattern)
 
 
 def _coerce(name: str, value: Any) -> Any:
@@ -254,6 +287,7 @@ def validate(cfg: PipelineConfig, check_files: bool = True) -> PipelineConfig:
                           f"(the resolution of the Evaluator's prediction histogram), got {off_grid}")
     _validate_serving(cfg)
     _validate_splits(cfg)
+    _validate_spans(cfg)
     _validate_beam_runners(cfg)
     for name in ("pipeline_root", "metadata_path", "serving_dir", "input_base", "schema_path"):
         if not getattr(cfg, name):
@@ -351,6 +385,27 @@ def _validate_splits(cfg: PipelineConfig) -> None:
         raise ConfigError("input_pattern: must be a file pattern relative to input_base")
 
 
+def _validate_spans(cfg: PipelineConfig) -> None:
+    spans = not cfg.split_patterns and has_spans(cfg.input_pattern)
+    if cfg.span < -1:
+        raise ConfigError(f"span: a span number >= 0, or -1 for the newest, got {cfg.span}")
+    if cfg.window_spans < 1:
+        raise ConfigError(f"window_spans: must be >= 1, got {cfg.window_spans}")
+    if not spans and (cfg.span >= 0 or cfg.window_spans > 1):
+        raise ConfigError("input_pattern: span and window_spans need a pattern naming spans with {SPAN} "
+                          f"or {{YYYY}}{{MM}}{{DD}} (and no split_patterns), got {cfg.input_pattern!r}")
+    if spans and "{VERSION" in cfg.input_pattern:
+        raise ConfigError("input_pattern: {VERSION} is not supported with spans here; give each span one version")
+    for name in ("drift_l_infinity", "drift_jensen_shannon", "warm_start_max_shift"):
+        if not 0 <= getattr(cfg, name) <= 1:
+            raise ConfigError(f"{name}: must be in [0, 1], got {getattr(cfg, name)}")
+    for feature, t in cfg.drift_thresholds.items():
+        if not isinstance(t, (int, float)) or isinstance(t, bool) or not 0 < t <= 1:
+            raise ConfigError(f"drift_thresholds.{feature}: must be in (0, 1], got {t!r}")
+    if cfg.warm_start_steps < 0:
+        raise ConfigError(f"warm_start_steps: must be >= 0 (0: train_steps), got {cfg.warm_start_steps}")
+
+
 def _validate_schema_and_slices(cfg: PipelineConfig) -> None:
     from components.schema import load_schema  # avoids importing TF for --help
     from metrics import gates
@@ -370,6 +425,9 @@ def _validate_schema_and_slices(cfg: PipelineConfig) -> None:
     for key in wanted:
         if key not in known:
             raise ConfigError(f"slicing_features: {key!r} is not a feature of the schema {schema_path}")
+    for key in cfg.drift_thresholds:
+        if key not in known:
+            raise ConfigError(f"drift_thresholds: {key!r} is not a feature of the schema {schema_path}")
     for cross in cfg.slicing_crosses:
         if len(cross) < 2:
             raise ConfigError(f"slicing_crosses: a cross needs two or more features, got {cross}")

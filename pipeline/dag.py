@@ -8,6 +8,7 @@ same id on both.
 
 from __future__ import annotations
 
+import json
 import os
 
 # Not `tfx.v1`: it also imports the Google Cloud extensions (2 s of every run's start-up,
@@ -15,21 +16,22 @@ import os
 from tfx.components import ExampleValidator, Pusher, StatisticsGen, Trainer, Transform
 from tfx.dsl.components.base import executor_spec
 from tfx.orchestration.pipeline import Pipeline
-from tfx.proto import example_gen_pb2, pusher_pb2, trainer_pb2
+from tfx.proto import example_gen_pb2, pusher_pb2, range_config_pb2, trainer_pb2
 
 from components import serving_pusher
-from components.example_gen import ImportExampleGen
+from components.drift import DriftCheck
+from components.example_gen import ImportExampleGen, make_window_config
 from components.schema_importer import FingerprintedImportSchemaGen
 from components.slice_report import SliceReport
 from components.validation_gate import ValidationGate
 from modeling.preprocessing import PLAN_KEY
 from modeling.signatures import client_signatures
 from pipeline import beam, evaluation
-from pipeline.config import PipelineConfig
+from pipeline.config import PipelineConfig, has_spans
 from pipeline.fingerprint import TRAINER_MODULES, TRANSFORM_MODULES, source_fingerprint
 from pipeline.infra_validation import make_infra_validator
 from pipeline.plan import plan_of
-from pipeline.platforms import BASELINE, LOCAL, platform
+from pipeline.platforms import BASELINE, LOCAL, WARM_START, platform
 
 
 def example_gen_input_config(cfg: PipelineConfig) -> example_gen_pb2.Input:
@@ -49,6 +51,27 @@ def example_gen_output_config(cfg: PipelineConfig) -> example_gen_pb2.Output | N
         for name, buckets in cfg.split_ratio.items()]))
 
 
+def spans_in_use(cfg: PipelineConfig) -> bool:
+    return not cfg.split_patterns and has_spans(cfg.input_pattern)
+
+
+def example_gen_span_args(cfg: PipelineConfig) -> dict:
+    """ImportExampleGen's arguments for a span pattern: TFX's driver picks the span (the
+    newest, or `span`: a RangeConfig), the executor reads the window up to it."""
+    if not spans_in_use(cfg):
+        return {}
+    args = {"custom_config": make_window_config(cfg.input_pattern, cfg.window_spans)}
+    if cfg.span >= 0:
+        args["range_config"] = range_config_pb2.RangeConfig(static_range=range_config_pb2.StaticRange(
+            start_span_number=cfg.span, end_span_number=cfg.span))
+    return args
+
+
+def drift_thresholds(cfg: PipelineConfig) -> str:
+    return json.dumps({"l_infinity": cfg.drift_l_infinity, "jensen_shannon": cfg.drift_jensen_shannon,
+                       "features": dict(cfg.drift_thresholds)}, sort_keys=True)
+
+
 def create_pipeline(cfg: PipelineConfig, metadata_connection_config=None,
                     orchestrator: str = LOCAL) -> Pipeline:
     on = platform(cfg, orchestrator)
@@ -59,6 +82,7 @@ def create_pipeline(cfg: PipelineConfig, metadata_connection_config=None,
         input_base=on.input_base,
         input_config=example_gen_input_config(cfg),
         output_config=example_gen_output_config(cfg),
+        **example_gen_span_args(cfg),
     )
     statistics_gen = StatisticsGen(examples=example_gen.outputs["examples"])
     schema_gen = FingerprintedImportSchemaGen(
@@ -85,6 +109,16 @@ def create_pipeline(cfg: PipelineConfig, metadata_connection_config=None,
         materialize=False,
     )
     transform.add_upstream_node(validation_gate)
+    drift_check = None
+    if spans_in_use(cfg):
+        drift_check = DriftCheck(
+            statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"],
+            examples=example_gen.outputs["examples"],
+            features=json.dumps(sorted(f.name for f in plan.features)),
+            thresholds=drift_thresholds(cfg), fail_on_drift=int(cfg.fail_on_drift))
+        transform.add_upstream_node(drift_check)
+    model_base_path = os.path.join(location("serving_dir"), cfg.model_name)
+    warm_start = on.warm_start(model_base_path).with_id(WARM_START) if cfg.warm_start else None
 
     trainer = Trainer(
         run_fn="modeling.trainer.run_fn",
@@ -100,13 +134,15 @@ def create_pipeline(cfg: PipelineConfig, metadata_connection_config=None,
             "hidden_units": list(cfg.hidden_units),
             "learning_rate": cfg.learning_rate,
             "source_fingerprint": source_fingerprint(*TRAINER_MODULES, *hook_modules),
+            **({"warm_start": True, "warm_start_steps": cfg.warm_start_steps,
+                "warm_start_max_shift": cfg.warm_start_max_shift} if cfg.warm_start else {}),
         },
+        **({"base_model": warm_start.outputs["model"]} if warm_start is not None else {}),
     )
 
     if on.trainer_resources is not None:
         trainer.with_platform_config(on.trainer_resources)
 
-    model_base_path = os.path.join(location("serving_dir"), cfg.model_name)
     model_resolver = on.baseline(model_base_path, trainer.outputs["model"]).with_id(BASELINE)
 
     evaluator = on.evaluator(
@@ -138,6 +174,8 @@ def create_pipeline(cfg: PipelineConfig, metadata_connection_config=None,
         statistics=statistics_gen.outputs["statistics"],
         anomalies=example_validator.outputs["anomalies"],
         small_slice_examples=cfg.small_slice_examples,
+        **({"drift": drift_check.outputs["drift"]} if drift_check is not None else {}),
+        **({"model_run": trainer.outputs["model_run"]} if cfg.warm_start else {}),
     )
 
     # Runner presets (docs/scale-out.md) over the platform's own per-component arguments.
@@ -150,7 +188,8 @@ def create_pipeline(cfg: PipelineConfig, metadata_connection_config=None,
         pipeline_name=cfg.pipeline_name,
         pipeline_root=location("pipeline_root"),
         components=[example_gen, statistics_gen, schema_gen, example_validator, validation_gate,
-                    transform, trainer, model_resolver, evaluator, infra_validator, pusher, report],
+                    transform, trainer, model_resolver, evaluator, infra_validator, pusher, report]
+        + [c for c in (drift_check, warm_start) if c is not None],
         enable_cache=cfg.enable_cache,
         metadata_connection_config=metadata_connection_config,
         beam_pipeline_args=on.beam_args,

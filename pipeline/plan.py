@@ -13,7 +13,7 @@ import json
 import os
 
 from modeling.roles import Plan, make_plan
-from pipeline.config import PipelineConfig
+from pipeline.config import PipelineConfig, glob_pattern
 
 SAMPLE_RECORDS = 5000
 _CACHE: dict[str, Plan] = {}
@@ -37,7 +37,7 @@ def plan_of(cfg: PipelineConfig) -> Plan:
 
 def input_files(cfg: PipelineConfig) -> list[str]:
     base = cfg.path("input_base")
-    patterns = [cfg.split_patterns.get("train", "")] if cfg.split_patterns else [cfg.input_pattern]
+    patterns = [cfg.split_patterns.get("train", "")] if cfg.split_patterns else [glob_pattern(cfg.input_pattern)]
     return sorted(f for p in patterns if p for f in glob.glob(os.path.join(base, p)) if os.path.isfile(f))
 
 

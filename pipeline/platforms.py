@@ -35,6 +35,9 @@ KUBEFLOW = "kubeflow"
 # Node ids are used as they are as Argo DAG task names on Kubeflow, and Argo accepts only
 # [a-zA-Z0-9][-a-zA-Z0-9]* (see pipeline/kubeflow.py): no underscores.
 BASELINE = "BaselineModel"
+# The model the Trainer warm-starts from (warm_start = true): locally TFX's Resolver for the
+# latest blessed model; on Kubeflow, which runs no resolver, the latest pushed version.
+WARM_START = "WarmStartModel"
 
 
 @dataclass(frozen=True)
@@ -50,6 +53,7 @@ class Platform:
     trainer_resources: Any = None    # PipelineContainerSpec.ResourceSpec, or None
     uncached: tuple[str, ...] = ()   # node ids whose output depends on the world outside
     runtime_parameters: dict[str, Any] = field(default_factory=dict)
+    warm_start: Callable[..., Any] | None = None  # (model_base_path) -> node with outputs["model"]
 
 
 def runtime_parameters(cfg: PipelineConfig) -> dict[str, Any]:
@@ -112,6 +116,22 @@ def _resolver_baseline(model_base_path: str, candidate):
     )
 
 
+def _latest_blessed_model(model_base_path: str):
+    from tfx.dsl.components.common.resolver import Resolver
+    from tfx.dsl.input_resolution.strategies.latest_blessed_model_strategy import LatestBlessedModelStrategy
+    from tfx.types import Channel, standard_artifacts
+
+    return Resolver(strategy_class=LatestBlessedModelStrategy,
+                    model=Channel(type=standard_artifacts.Model),
+                    model_blessing=Channel(type=standard_artifacts.ModelBlessing))
+
+
+def _serving_dir_model(model_base_path: str):
+    from components import baseline_model
+
+    return baseline_model.LatestPushedModel(model_base_path=model_base_path)
+
+
 def _serving_dir_baseline(model_base_path: str, candidate):
     from components import baseline_model
 
@@ -127,7 +147,7 @@ def local(cfg: PipelineConfig) -> Platform:
         name=LOCAL, location=cfg.path, input_base=cfg.path("input_base"),
         train_args=trainer_pb2.TrainArgs(num_steps=cfg.train_steps),
         baseline=_resolver_baseline, evaluator=Evaluator,
-        beam_args=beam_args, node_beam_args=node_beam_args)
+        beam_args=beam_args, node_beam_args=node_beam_args, warm_start=_latest_blessed_model)
 
 
 def kubeflow(cfg: PipelineConfig) -> Platform:
@@ -139,7 +159,8 @@ def kubeflow(cfg: PipelineConfig) -> Platform:
         train_args=params["train_args"],
         baseline=_serving_dir_baseline, evaluator=baseline_model.BaselineAwareEvaluator,
         beam_args=pod_beam_args(cfg), trainer_resources=trainer_resources(cfg),
-        uncached=("ImportExampleGen", BASELINE), runtime_parameters=params)
+        uncached=("ImportExampleGen", BASELINE) + ((WARM_START,) if cfg.warm_start else ()),
+        runtime_parameters=params, warm_start=_serving_dir_model)
 
 
 PLATFORMS: dict[str, Callable[[PipelineConfig], Platform]] = {LOCAL: local, KUBEFLOW: kubeflow}

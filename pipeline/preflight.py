@@ -13,7 +13,7 @@ import json
 import os
 
 from components import example_gen
-from pipeline.config import PipelineConfig
+from pipeline.config import PipelineConfig, glob_pattern
 
 RECORDS_PARSED_PER_FILE = 100  # every record is read; the first ones are also parsed
 
@@ -31,7 +31,7 @@ def input_files(cfg: PipelineConfig) -> dict[str, list[str]]:
         raise InputError(f"input_base {base} does not exist")
     if not os.path.isdir(base):
         raise InputError(f"input_base {base} is not a directory")
-    patterns = cfg.split_patterns or {"all": cfg.input_pattern}
+    patterns = cfg.split_patterns or {"all": glob_pattern(cfg.input_pattern)}
     found = {}
     for split, pattern in patterns.items():
         files = sorted(f for f in glob.glob(os.path.join(base, pattern)) if os.path.isfile(f))

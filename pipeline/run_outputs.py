@@ -60,6 +60,11 @@ class RunResult:
     pushed_to: str | None = None
     model_uri: str | None = None
     report_dir: str | None = None
+    # Continuous training: the span read ({span: records} of the window), warm start, drift.
+    span: int | None = None
+    window: dict[str, int] = field(default_factory=dict)
+    warm_start: dict | None = None
+    drift: list[dict] | None = None
 
 
 def overall_metrics(evaluation_uri: str) -> tuple[dict[str, float], dict[str, float]]:
@@ -102,6 +107,7 @@ def read_run_result(metadata_path: str, pipeline_name: str) -> RunResult:
         result.failures = describe_failures(validation)
         result.overall, result.baseline_overall = overall_metrics(uri)
         result.task, result.gates = judged_by(uri)
+    read_continuous_training(store, pipeline_name, result)
     report = latest_outputs(store, pipeline_name, "SliceReport")
     if report.get("report"):
         result.report_dir = report["report"][0].uri
@@ -125,3 +131,23 @@ def judged_by(evaluation_uri: str) -> tuple[str, str]:
     config = evaluation.load_config(evaluation_uri)
     task = results.task_of(config)
     return task, gates.describe(task, *results.gates_in(config))
+
+
+def read_continuous_training(store, pipeline_name: str, result: RunResult) -> None:
+    """The span, window, warm start and drift of the latest run, where it had them."""
+    import json
+
+    from components.drift import DRIFT_PROPERTY
+    from components.example_gen import WINDOW_PROPERTY
+    from modeling.warm_start import read_status
+
+    examples = latest_outputs(store, pipeline_name, "ImportExampleGen").get("examples")
+    if examples and WINDOW_PROPERTY in examples[0].custom_properties:
+        result.window = json.loads(examples[0].custom_properties[WINDOW_PROPERTY].string_value)
+        result.span = examples[0].properties["span"].int_value if "span" in examples[0].properties else None
+    drift = latest_outputs(store, pipeline_name, "DriftCheck").get("drift")
+    if drift and DRIFT_PROPERTY in drift[0].custom_properties:
+        result.drift = json.loads(drift[0].custom_properties[DRIFT_PROPERTY].string_value)
+    run = latest_outputs(store, pipeline_name, "Trainer").get("model_run")
+    if run:
+        result.warm_start = read_status(run[0].uri)

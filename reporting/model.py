@@ -133,6 +133,9 @@ class Report:
     unknown_class_examples: float = 0.0                            # multiclass: labels of no known class
     residuals: list[ResidualBin] = field(default_factory=list)     # regression, overall
     baseline_residuals: list[ResidualBin] = field(default_factory=list)
+    # Continuous training (components/drift.py, modeling/warm_start.py): {"span", "previous_span",
+    # "drift": [{feature, measure, value, threshold, drifted}], "warm_start": {warm_started, detail, steps}}.
+    continuous: dict = field(default_factory=dict)
 
     @property
     def view(self) -> View:
@@ -421,4 +424,21 @@ def load_statistics(statistics_uri: str) -> dict[str, dict]:
             if ds.num_examples:
                 missing[feat.path.step[0]] = common.num_missing / ds.num_examples
         out[entry.removeprefix("Split-")] = {"examples": int(ds.num_examples), "missing": missing}
+    return out
+
+
+def continuous_training(drift_artifact=None, model_run_uri: str | None = None) -> dict:
+    """What the report says about spans, drift and warm start, from DriftCheck's output
+    artifact and the Trainer's model_run directory (either may be absent)."""
+    out: dict = {}
+    if drift_artifact is not None:
+        out["span"] = drift_artifact.get_int_custom_property("new_span")
+        out["previous_span"] = drift_artifact.get_int_custom_property("previous_span")
+        out["drift"] = json.loads(drift_artifact.get_string_custom_property("drift") or "[]")
+    if model_run_uri:
+        from modeling.warm_start import read_status
+
+        status = read_status(model_run_uri)
+        if status is not None:
+            out["warm_start"] = status
     return out

@@ -197,6 +197,9 @@ def render_html(report: Report) -> str:
         anomalies = "".join(f"<li>{html.escape(split)}: {html.escape(a)}</li>"
                             for split, items in report.anomalies.items() for a in items) or "<li>none</li>"
         parts.append(f"<h2>Data</h2><ul id='statistics'>{stats}</ul><h3>Anomalies</h3><ul id='anomalies'>{anomalies}</ul>")
+    if report.continuous:
+        parts.append("<h2>Continuous training</h2><ul id='continuous'>"
+                     + "".join(f"<li>{html.escape(line)}</li>" for line in continuous_lines(report)) + "</ul>")
 
     return ("<!doctype html><html lang='en'><head><meta charset='utf-8'>"
             "<meta name='viewport' content='width=device-width,initial-scale=1'>"
@@ -242,6 +245,22 @@ def _markdown_classes(report: Report, limit: int = 12) -> list[str]:
     return lines
 
 
+def continuous_lines(report: Report) -> list[str]:
+    """Span, warm start and drift per feature, one line each."""
+    c, lines = report.continuous, []
+    if "span" in c:
+        previous = c.get("previous_span", -1)
+        lines.append(f"span {c['span']}" + (f", compared with span {previous}" if previous >= 0 else
+                                             " (the first: no drift check)"))
+    if "warm_start" in c:
+        w = c["warm_start"]
+        lines.append(f"{'warm start' if w['warm_started'] else 'cold start'}: {w['detail']} ({w['steps']} steps)")
+    for r in c.get("drift", []):
+        lines.append(f"drift {'DRIFTED' if r['drifted'] else 'ok'}: {r['feature']}: {r['measure']} "
+                     f"{r['value']:.4f} (threshold {r['threshold']:g})")
+    return lines
+
+
 def render_markdown(report: Report, worst: int = 5) -> str:
     icon = "✅" if report.blessed else "❌"
     lines = [f"## {icon} Model {'blessed' if report.blessed else 'NOT blessed'}", ""]
@@ -253,6 +272,8 @@ def render_markdown(report: Report, worst: int = 5) -> str:
         lines.append(f"| {name} | {_fmt(name, v)} | {_fmt(name, b) if b is not None else '–'} | {_delta(v, b) or '–'} |")
     lines += _markdown_classes(report)
     lines += _markdown_worst(report, worst)
+    if report.continuous:
+        lines += ["", "### Continuous training", ""] + [f"- {line}" for line in continuous_lines(report)]
     flagged = sum(1 for rs in report.specs.values() for r in rs if r.bad)
     lines += ["", f"{flagged} slice(s) outside a threshold or regressed; full per-slice tables and plots in `report.html`."]
     return "\n".join(lines) + "\n"
