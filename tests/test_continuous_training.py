@@ -12,7 +12,7 @@ import sys
 
 import pytest
 
-from conftest import PROJECT_DIR
+from tests.taxi_sample import PROJECT_DIR
 
 pytestmark = pytest.mark.e2e
 
@@ -105,7 +105,7 @@ def test_on_kubeflow_the_span_is_resolved_when_the_task_runs(tmp_path):
     import json
 
     import kfp_runner
-    from conftest import DATA_DIR, read_examples, write_examples, taxi_config
+    from tests.taxi_sample import DATA_DIR, read_examples, write_examples, taxi_config
     from pipeline.kfp_local import run_compiled
     from pipeline.kubeflow import load_job
 

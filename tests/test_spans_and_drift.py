@@ -7,7 +7,7 @@ import pytest
 
 from pipeline.config import ConfigError, glob_pattern, has_spans, load_config
 
-from conftest import PROJECT_DIR, TAXI_TOML
+from tests.taxi_sample import PROJECT_DIR, TAXI_TOML
 
 
 def _touch(base, *names):
