@@ -6,7 +6,7 @@ ARGS ?=
 # make kfp-local: Beam in each task's process (the bundled sample is small; pods decide for themselves otherwise)
 KFP_LOCAL_BEAM := --runner=FnApiRunner,--direct_running_mode=in_memory,--direct_num_workers=1
 
-.PHONY: run run-portable schema test test-fast bench bench-serving serve versions rollback report notebooks compile golden kfp-local runtime shell lock data clean clean-runtime
+.PHONY: web run run-portable schema test test-fast bench bench-serving serve versions rollback report notebooks compile golden kfp-local runtime shell lock data clean clean-runtime
 
 run: ## the whole DAG locally on the bundled data
 	$(PY) local_runner.py --config $(CONFIG) $(ARGS)
@@ -43,6 +43,10 @@ report: ## (re)write the slice report of the latest run into build/report/
 
 notebooks: ## execute the notebooks against the latest run into build/notebooks/
 	$(PY) notebooks/execute.py build/notebooks
+
+web: ## the browser page with the latest published edge model, into build/web (npm ci: web/package-lock.json)
+	cd web && npm ci --no-audit --no-fund
+	$(PY) web/build.py build/web --model "$$(ls -d build/serving/*/*/assets.extra/litert 2>/dev/null | sort -t/ -k4,4n | tail -1)"
 
 compile: ## compile the Kubeflow spec (configs/kubeflow.toml) into build/pipeline.json
 	$(PY) kfp_runner.py compile --config configs/kubeflow.toml --output build/pipeline.json $(ARGS)

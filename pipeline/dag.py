@@ -8,16 +8,18 @@ same id on both.
 
 from __future__ import annotations
 
+import json
 import os
 
 # Not `tfx.v1`: it also imports the Google Cloud extensions (2 s of every run's start-up,
 # an unchanged rerun's largest avoidable cost).
-from tfx.components import ExampleValidator, Pusher, StatisticsGen, Trainer, Transform
+from tfx.components import ExampleValidator, StatisticsGen, Trainer, Transform
 from tfx.dsl.components.base import executor_spec
 from tfx.orchestration.pipeline import Pipeline
 from tfx.proto import example_gen_pb2, pusher_pb2, trainer_pb2
 
 from components import serving_pusher
+from components.edge_export import EdgeExport
 from components.example_gen import ImportExampleGen
 from components.infra_validator import make_infra_validator
 from components.slice_report import SliceReport
@@ -122,7 +124,18 @@ def create_pipeline(cfg: PipelineConfig, metadata_connection_config=None,
                                            signatures=client_signatures(plan.task))
     infra_validator.add_upstream_node(evaluator)
 
-    pusher = Pusher(
+    # After the Evaluator: only a blessed model is converted; the Pusher publishes what passed.
+    edge_export = EdgeExport(
+        examples=example_gen.outputs["examples"],
+        model=trainer.outputs["model"],
+        transform_graph=transform.outputs["transform_graph"],
+        blessing=evaluator.outputs["blessing"],
+        plan=plan.to_json(),
+        max_drop=json.dumps(cfg.edge_max_drop, sort_keys=True),
+        representative_examples=cfg.edge_representative_examples,
+    ) if cfg.edge_export else None
+
+    pusher = serving_pusher.Pusher(
         model=trainer.outputs["model"],
         model_blessing=evaluator.outputs["blessing"],
         infra_blessing=infra_validator.outputs["blessing"],
@@ -131,6 +144,7 @@ def create_pipeline(cfg: PipelineConfig, metadata_connection_config=None,
         push_destination=pusher_pb2.PushDestination(
             filesystem=pusher_pb2.PushDestination.Filesystem(
                 base_directory=model_base_path)),
+        edge_model=edge_export.outputs["edge_model"] if edge_export else None,
     )
 
     report = SliceReport(
@@ -138,6 +152,7 @@ def create_pipeline(cfg: PipelineConfig, metadata_connection_config=None,
         statistics=statistics_gen.outputs["statistics"],
         anomalies=example_validator.outputs["anomalies"],
         small_slice_examples=cfg.small_slice_examples,
+        edge_model=edge_export.outputs["edge_model"] if edge_export else None,
     )
 
     # Runner presets (docs/scale-out.md) over the platform's own per-component arguments.
@@ -150,7 +165,8 @@ def create_pipeline(cfg: PipelineConfig, metadata_connection_config=None,
         pipeline_name=cfg.pipeline_name,
         pipeline_root=location("pipeline_root"),
         components=[example_gen, statistics_gen, schema_gen, example_validator, validation_gate,
-                    transform, trainer, model_resolver, evaluator, infra_validator, pusher, report],
+                    transform, trainer, model_resolver, evaluator, infra_validator]
+                   + ([edge_export] if edge_export else []) + [pusher, report],
         enable_cache=cfg.enable_cache,
         metadata_connection_config=metadata_connection_config,
         beam_pipeline_args=on.beam_args,

@@ -133,6 +133,7 @@ class Report:
     unknown_class_examples: float = 0.0                            # multiclass: labels of no known class
     residuals: list[ResidualBin] = field(default_factory=list)     # regression, overall
     baseline_residuals: list[ResidualBin] = field(default_factory=list)
+    edge: dict = field(default_factory=dict)  # EdgeExport's edge_report.json (empty: no edge models)
 
     @property
     def view(self) -> View:
@@ -439,3 +440,12 @@ def load_statistics(statistics_uri: str) -> dict[str, dict]:
                 missing[feat.path.step[0]] = common.num_missing / ds.num_examples
         out[entry.removeprefix("Split-")] = {"examples": int(ds.num_examples), "missing": missing}
     return out
+
+
+def load_edge_report(edge_uri: str) -> dict:
+    """EdgeExport's report, or {} when it converted nothing (the model was not blessed)."""
+    path = os.path.join(edge_uri, "edge_report.json")
+    if not os.path.exists(path):
+        return {}
+    with open(path) as f:
+        return json.load(f)

@@ -48,7 +48,8 @@ def small_data_dir(tmp_path_factory) -> Path:
 
 
 ALL_NODES = ["ImportExampleGen", "ImportSchemaGen", "BaselineModel", "StatisticsGen",
-             "ExampleValidator", "ValidationGate", "Transform", "Trainer", "Evaluator", "InfraValidator", "Pusher",
+             "ExampleValidator", "ValidationGate", "Transform", "Trainer", "Evaluator", "InfraValidator", "EdgeExport",
+             "Pusher",
              "SliceReport"]
 LINE = re.compile(r"^\[\s*\d+/\d+\] (\S+)\s+(done|cached|FAILED)\s+([\d.]+) s$", re.M)
 

@@ -1,0 +1,149 @@
+"""The edge models: LiteRT float and int8 beside the SavedModel, their gate, the publication
+with the pushed version, the feature module equal to tf.Transform, and the browser page.
+
+The run is the suite's shared first_run (conftest.py): EdgeExport is on by default.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import PROJECT_DIR, TAXI_TOML, read_examples
+
+LITERT = os.path.join("assets.extra", "litert")
+
+
+def _published(first_run) -> str:
+    workdir = first_run[0]
+    base = workdir / "serving" / "taxi_tips"
+    versions = sorted(d for d in os.listdir(base) if d.isdigit())
+    return str(base / versions[0])
+
+
+def test_gate_compares_each_metric_in_its_direction():
+    from components.edge_export import _gate
+
+    reference = {"auc": 0.90, "binary_accuracy": 0.80}
+    assert _gate("binary", reference, {"auc": 0.896, "binary_accuracy": 0.7}, {})[1] == []  # default: auc 0.005
+    limits, failures = _gate("binary", reference, {"auc": 0.894, "binary_accuracy": 0.8}, {})
+    assert limits == {"auc": 0.005} and failures == ["auc drop 0.0060 > 0.005"]
+    errors = {"mean_absolute_error": 1.0, "root_mean_squared_error": 2.0}
+    # Error metrics may not rise: default 1% of the SavedModel's RMSE.
+    assert _gate("regression", errors, {"mean_absolute_error": 0.5, "root_mean_squared_error": 2.01}, {})[1] == []
+    assert _gate("regression", errors, {"mean_absolute_error": 1.0, "root_mean_squared_error": 2.03}, {})[1]
+    assert _gate("regression", errors, {"mean_absolute_error": 1.2, "root_mean_squared_error": 2.0},
+                 {"mean_absolute_error": 0.1})[1] == ["mean_absolute_error drop 0.2000 > 0.1"]
+
+
+def test_the_switch_removes_the_step_and_a_bad_gate_is_refused():
+    from pipeline.config import ConfigError, load_config
+    from pipeline.dag import create_pipeline
+
+    ids = lambda cfg: [c.id for c in create_pipeline(cfg).components]  # noqa: E731
+    assert "EdgeExport" in ids(load_config(TAXI_TOML, base_dir=PROJECT_DIR))
+    assert "EdgeExport" not in ids(load_config(TAXI_TOML, {"edge_export": False}, base_dir=PROJECT_DIR))
+    with pytest.raises(ConfigError, match=r"^edge_max_drop\.aucc: "):
+        load_config(TAXI_TOML, {"edge_max_drop": {"aucc": 0.01}}, base_dir=PROJECT_DIR)
+
+
+@pytest.mark.e2e
+def test_edge_models_are_judged_and_published_with_the_pushed_version(first_run):
+    _, _, _, stdout, result = first_run
+    report = result.edge_report
+    assert report and report["task"] == "binary" and report["eval_examples"] > 500
+    base = report["savedmodel"]["metrics"]
+    assert abs(base["auc"] - result.overall["auc"]) < 0.02  # our AUC beside TFMA's on the same split
+    assert report["feature_max_abs_diff"] < 1e-5
+    assert report["float"]["max_abs_diff"] < 1e-4 and report["float"]["published"]
+    assert report["int8"]["bytes"] < report["float"]["bytes"]
+    assert "float" in report["published"]
+    for name in ("float", "int8"):
+        assert f"edge {name}" in stdout and "ms/example" in stdout
+    version = _published(first_run)
+    assert os.path.exists(os.path.join(version, "saved_model.pb"))
+    litert = os.path.join(version, LITERT)
+    assert sorted(os.listdir(litert)) == sorted(
+        ["edge_features.json", "edge_report.json"] + [f"model_{n}.tflite" for n in report["published"]])
+
+
+@pytest.mark.e2e
+def test_the_python_features_equal_the_transform_graph_on_the_eval_split(first_run):
+    import tensorflow_transform as tft
+
+    from modeling import edge
+
+    workdir = first_run[0]
+    with open(os.path.join(_published(first_run), LITERT, "edge_features.json")) as f:
+        spec = json.load(f)
+    tto = tft.TFTransformOutput(glob.glob(str(workdir / "root" / "Transform" / "transform_graph" / "*"))[-1])
+    examples = glob.glob(str(workdir / "root" / "ImportExampleGen" / "examples" / "*"))[-1]
+    evaluation = read_examples(os.path.join(examples, "Split-eval", "*"))
+    assert edge.check_features(spec, tto, evaluation) < 1e-5
+    # Absent and unseen values too: the first record with every feature removed or unknown.
+    assert edge.check_features(spec, tto, [_stripped(evaluation[0], spec)]) < 1e-5
+
+
+def _stripped(serialized: bytes, spec: dict) -> bytes:
+    import tensorflow as tf
+
+    ex = tf.train.Example.FromString(serialized)
+    for f in spec["features"]:
+        if f["optional"]:
+            ex.features.feature[f["name"]].Clear()
+        elif f["dtype"] == "string":
+            ex.features.feature[f["name"]].bytes_list.value[:] = [b"a value never seen"]
+    return ex.SerializeToString()
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("variant", ["float", "int8"])
+def test_the_browser_page_answers_as_the_saved_model(first_run, variant, tmp_path):
+    """LiteRT.js in headless Chromium, offline, scores eval records typed as a user would
+    (raw values, absent ones empty) and matches the SavedModel within the measured tolerance."""
+    import tensorflow as tf
+
+    from modeling.edge_features import record_of_example
+
+    sys.path.insert(0, str(PROJECT_DIR / "web"))
+    from build import build
+
+    version = _published(first_run)
+    with open(os.path.join(version, LITERT, "edge_report.json")) as f:
+        report = json.load(f)
+    if variant not in report["published"]:
+        pytest.fail(f"the {variant} model was not published: {report[variant]['failures']}")
+    if not os.path.isdir(PROJECT_DIR / "web" / "node_modules"):
+        if not shutil.which("npm"):
+            pytest.fail("web/node_modules is missing and npm is not installed: run `make web` first")
+        subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=PROJECT_DIR / "web", check=True)
+    site = tmp_path / "site"
+    build(str(site), os.path.join(version, LITERT))
+    with open(site / "model" / "edge_features.json") as f:
+        names = [f_["name"] for f_ in json.load(f)["features"]]
+
+    examples = glob.glob(str(first_run[0] / "root" / "ImportExampleGen" / "examples" / "*"))[-1]
+    serialized = read_examples(os.path.join(examples, "Split-eval", "*"), limit=40)
+    records = [record_of_example(tf.train.Example.FromString(s), names) for s in serialized]
+    (tmp_path / "cases.json").write_text(json.dumps(records))
+    proc = subprocess.run(["unshare", "-n", sys.executable, str(PROJECT_DIR / "tests" / "edge_page.py"),
+                           str(site), str(tmp_path / "cases.json"), variant],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    answer = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert "error" not in answer, answer
+    assert answer["variant"] == variant
+    browser = np.array([a["outputs"] for a in answer["answers"]], dtype=np.float64).reshape(len(records), -1)
+
+    model = tf.saved_model.load(os.path.join(version))
+    saved = model.signatures["serving_default"](examples=tf.constant(serialized))["probabilities"].numpy()
+    tolerance = report[variant]["max_abs_diff"] + 1e-5  # measured on the whole eval split
+    assert np.max(np.abs(browser - saved)) <= tolerance, (np.max(np.abs(browser - saved)), tolerance)
+    assert browser.std() > 0
