@@ -160,10 +160,13 @@ def edge_inputs(spec: dict, examples: list[bytes]) -> dict[str, np.ndarray]:
 
 
 def keras_function(saved_model_dir: str, plan: Plan):
-    """(the loaded model, its Keras part as a function of float32 / int32 [batch, 1] inputs)."""
+    """(the loaded model, its Keras part as a function of float32 / int32 [1, 1] inputs).
+
+    One example per call, a static shape: LiteRT.js refuses a tensor whose shape differs
+    from the model's, dynamic batch included, and a device scores one record at a time."""
     loaded = tf.saved_model.load(saved_model_dir)
     dtypes = input_dtypes(plan)
-    signature = {k: tf.TensorSpec([None, 1], tf.float32 if t == "float32" else tf.int32, name=k)
+    signature = {k: tf.TensorSpec([1, 1], tf.float32 if t == "float32" else tf.int32, name=k)
                  for k, t in dtypes.items()}
 
     @tf.function(input_signature=[signature])
@@ -222,7 +225,10 @@ class EdgeRunner:
         self.output = output
 
     def __call__(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
-        return self.runner(**inputs)[self.output]
+        """Outputs for [N, 1] inputs, one example at a time as on a device."""
+        n = len(next(iter(inputs.values())))
+        return np.concatenate([self.runner(**{k: v[i:i + 1] for k, v in inputs.items()})[self.output]
+                               for i in range(n)])
 
 
 def metrics(task: str, labels: np.ndarray, scores: np.ndarray) -> dict[str, float]:

@@ -219,7 +219,7 @@ def _edge_rows(edge: dict) -> list[list[str]]:
                         + [f"{v['metrics'][m]:.4f} ({v['metrics'][m] - base['metrics'][m]:+.4f})" for m in names]
                         + [f"{v['max_abs_diff']:.2e}", f"{v['bytes'] / 1e3:.1f} kB", f"{v['latency_ms']:.3f}",
                            "published" if v["published"] else "not published: " + "; ".join(v["failures"])])
-    return [["model"] + names + ["max |diff|", "size", "ms/example", "verdict"]] + rows
+    return [["model"] + names + ["max abs diff", "size", "ms/example", "verdict"]] + rows
 
 
 def _edge_html(edge: dict) -> str:

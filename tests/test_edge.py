@@ -106,8 +106,9 @@ def _stripped(serialized: bytes, spec: dict) -> bytes:
 @pytest.mark.e2e
 @pytest.mark.parametrize("variant", ["float", "int8"])
 def test_the_browser_page_answers_as_the_saved_model(first_run, variant, tmp_path):
-    """LiteRT.js in headless Chromium, offline, scores eval records typed as a user would
-    (raw values, absent ones empty) and matches the SavedModel within the measured tolerance."""
+    """LiteRT.js in headless Chromium, offline, scores the eval records as a user types them
+    (raw values, absent ones empty): web/edge_features.js gives the Transform graph's
+    features, and the answers match the SavedModel's within the tolerance measured in Python."""
     import tensorflow as tf
 
     from modeling.edge_features import record_of_example
@@ -130,7 +131,7 @@ def test_the_browser_page_answers_as_the_saved_model(first_run, variant, tmp_pat
         names = [f_["name"] for f_ in json.load(f)["features"]]
 
     examples = glob.glob(str(first_run[0] / "root" / "ImportExampleGen" / "examples" / "*"))[-1]
-    serialized = read_examples(os.path.join(examples, "Split-eval", "*"), limit=40)
+    serialized = read_examples(os.path.join(examples, "Split-eval", "*"))
     records = [record_of_example(tf.train.Example.FromString(s), names) for s in serialized]
     (tmp_path / "cases.json").write_text(json.dumps(records))
     proc = subprocess.run(["unshare", "-n", sys.executable, str(PROJECT_DIR / "tests" / "edge_page.py"),
@@ -141,6 +142,14 @@ def test_the_browser_page_answers_as_the_saved_model(first_run, variant, tmp_pat
     assert "error" not in answer, answer
     assert answer["variant"] == variant
     browser = np.array([a["outputs"] for a in answer["answers"]], dtype=np.float64).reshape(len(records), -1)
+
+    import tensorflow_transform as tft
+
+    tto = tft.TFTransformOutput(glob.glob(str(first_run[0] / "root" / "Transform" / "transform_graph" / "*"))[-1])
+    graph = tto.transform_features_layer()(tf.io.parse_example(tf.constant(serialized), tto.raw_feature_spec()))
+    for key in answer["answers"][0]["inputs"]:
+        js = np.array([a["inputs"][key] for a in answer["answers"]], dtype=np.float64)
+        np.testing.assert_allclose(js, graph[key].numpy().reshape(-1), rtol=0, atol=1e-5, err_msg=key)
 
     model = tf.saved_model.load(os.path.join(version))
     saved = model.signatures["serving_default"](examples=tf.constant(serialized))["probabilities"].numpy()
