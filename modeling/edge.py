@@ -46,8 +46,13 @@ class _Probe:
         self.base = tf.train.Example.FromString(base_example)
 
     def __call__(self, name: str, values: list, kind: str) -> dict:
+        return self.rows([(name, v, kind) for v in values])
+
+    def rows(self, changes: list[tuple[str, object, str]]) -> dict:
+        """Transformed features of one copy per (feature, value, kind): the value replaces
+        the feature's (None: absent)."""
         rows = []
-        for v in values:
+        for name, v, kind in changes:
             ex = tf.train.Example()
             ex.CopyFrom(self.base)
             feature = ex.features.feature[name]
@@ -59,20 +64,27 @@ class _Probe:
         return {k: v.numpy().reshape(-1) for k, v in out.items() if k != LABEL_KEY}
 
 
-def _bisect_all(probe, name: str, key: str, targets: list[float], integer: bool) -> list[float]:
-    """For each target t, the smallest value (float32, or integer) whose transformed value is >= t."""
-    to_value, kind = (int, "int64_list") if integer else (_float, "float_list")
-    bound = 2 ** 40 if integer else _key(_F32_MAX)
-    lo, hi = [-bound] * len(targets), [bound] * len(targets)
+def _bisect_all(probe, searches: list[tuple[str, str, float, bool]]) -> list[float]:
+    """For each (feature, key, target, integer): the smallest value (float32, or integer)
+    whose transformed value is >= target. All searches share one batch per step."""
+    def bound(integer):
+        return 2 ** 40 if integer else _key(_F32_MAX)
+
+    def value(m, integer):
+        return int(m) if integer else _float(m)
+
+    lo = [-bound(s[3]) for s in searches]
+    hi = [bound(s[3]) for s in searches]
     while any(h - l > 1 for l, h in zip(lo, hi)):
         mid = [(l + h) // 2 for l, h in zip(lo, hi)]
-        got = probe(name, [to_value(m) for m in mid], kind)[key]
-        for i, (m, t) in enumerate(zip(mid, targets)):
-            if got[i] >= t:
+        got = probe.rows([(name, value(m, integer), "int64_list" if integer else "float_list")
+                          for m, (name, _, _, integer) in zip(mid, searches)])
+        for i, (m, (_, key, target, _)) in enumerate(zip(mid, searches)):
+            if got[key][i] >= target:
                 hi[i] = m
             else:
                 lo[i] = m
-    return [to_value(h) for h in hi]
+    return [value(h, s[3]) for h, s in zip(hi, searches)]
 
 
 def _neighbours(x: float, n: int = 8) -> list[float]:
@@ -96,25 +108,36 @@ def _numeric_params(probe, name: str, key: str, integer: bool) -> dict:
     return {"mean": mean, "std": std}
 
 
-def _bucket_params(probe, name: str, key: str, absent_bucket: int, integer: bool) -> dict:
-    kind, top_value = ("int64_list", 2 ** 40) if integer else ("float_list", _F32_MAX)
-    top = int(probe(name, [top_value], kind)[key][0])
-    if int(probe(name, [-top_value], kind)[key][0]) != 0:
-        raise ValueError(f"edge export: the buckets of {name!r} do not start at 0")
-    boundaries = _bisect_all(probe, name, key, [float(i) for i in range(1, top + 1)], integer)
-    return {"boundaries": boundaries, "absent_bucket": absent_bucket}
+def _bucket_tops(probe, buckets: list) -> list[int]:
+    """How many boundaries each bucketized feature has (its bucket at the largest value)."""
+    changes = []
+    for f in buckets:
+        kind, top = ("int64_list", 2 ** 40) if f.dtype == "int" else ("float_list", _F32_MAX)
+        changes += [(f.name, top, kind), (f.name, -top, kind)]
+    got = probe.rows(changes)
+    tops = []
+    for i, f in enumerate(buckets):
+        if int(got[f.key][2 * i + 1]) != 0:
+            raise ValueError(f"edge export: the buckets of {f.name!r} do not start at 0")
+        tops.append(int(got[f.key][2 * i]))
+    return tops
 
 
 def feature_spec(plan: Plan, tf_transform_output, base_example: bytes) -> dict:
     """edge_features.json: what modeling/edge_features.py needs to do the Transform's work."""
     probe = _Probe(tf_transform_output, base_example)
+    buckets = [f for f in plan.features if f.role == "bucketized"]
+    searches = [(f.name, f.key, float(i), f.dtype == "int")
+                for f, top in zip(buckets, _bucket_tops(probe, buckets)) for i in range(1, top + 1)]
+    found = _bisect_all(probe, searches) if searches else []
     features = []
     for f in plan.features:
         entry = {"name": f.name, "key": f.key, "role": f.role, "dtype": f.dtype, "optional": f.optional}
         if f.role == "numeric":
             entry.update(_numeric_params(probe, f.name, f.key, f.dtype == "int"))
         elif f.role == "bucketized":
-            entry.update(_bucket_params(probe, f.name, f.key, plan.quantile_buckets, f.dtype == "int"))
+            entry["boundaries"] = [b for (name, *_), b in zip(searches, found) if name == f.name]
+            entry["absent_bucket"] = plan.quantile_buckets
         else:
             if plan.oov_buckets != 1:
                 raise ValueError(f"oov_buckets: the edge model needs 1 (TFT hashes into more, which the "

@@ -57,7 +57,7 @@ def test_every_executor_runs_the_pipeline_image_through_the_compatibility_entryp
     cfg = load_config(CONFIG, base_dir=ROOT)
     _, spec = load_job(str(compiled))
     executors = _deployment(spec).executors
-    assert len(executors) == 12
+    assert len(executors) == 13
     for label, executor in executors.items():
         assert executor.container.image == cfg.image, label
         assert list(executor.container.command) == ENTRYPOINT == ["python", "-m", "pipeline.kfp_entrypoint"]
