@@ -61,6 +61,22 @@ def _median_ms(fn, items) -> float:
     return float(np.median(times) * 1000)
 
 
+class _Clock:
+    """Wall seconds per phase, kept in the report: the step runs in every blessed run."""
+
+    def __init__(self):
+        import time
+
+        self._now = time.perf_counter
+        self._last = self._now()
+        self.laps: dict[str, float] = {}
+
+    def __call__(self, phase: str) -> None:
+        now = self._now()
+        self.laps[phase] = round(now - self._last, 2)
+        self._last = now
+
+
 def _gate(task: str, reference: dict, variant: dict, max_drop: dict) -> tuple[dict, list[str]]:
     from modeling.edge import LOWER_IS_BETTER
 
@@ -90,15 +106,19 @@ def export(examples_uri: str, model_uri: str, transform_uri: str, out_dir: str, 
     from modeling.edge_features import SPEC_FILE, EdgeFeatures, record_of_example
     from modeling.roles import LABEL_KEY, Plan
 
+    clock = _Clock()
     plan = Plan.from_json(plan_json)
     tto = tft.TFTransformOutput(transform_uri)
     model_dir = path_utils.serving_model_path(model_uri)
     train = _records(examples_uri, "train", representative_examples)
     evaluation = _records(examples_uri, "eval", MAX_EVAL_EXAMPLES)
 
+    clock("read")
     spec = edge.feature_spec(plan, tto, train[0])
+    clock("features")
     feature_diff = edge.check_features(spec, tto, evaluation)
     inputs = edge.edge_inputs(spec, evaluation)
+    clock("features_check")
 
     saved = tf.saved_model.load(model_dir)
     serve = saved.signatures["serving_default"]
@@ -115,9 +135,12 @@ def export(examples_uri: str, model_uri: str, transform_uri: str, out_dir: str, 
                        "bytes": sum(os.path.getsize(os.path.join(d, f))
                                     for d, _, fs in os.walk(model_dir) for f in fs)},
     }
+    clock("savedmodel_eval")
     with tempfile.TemporaryDirectory() as tmp:
-        keras_part = edge.save_edge_model(model_dir, plan, tmp)
+        keras_part = edge.save_edge_model(saved, plan, tmp)
+        clock("keras_part")
         models = {"float": edge.convert(keras_part), "int8": edge.convert(keras_part, edge.edge_inputs(spec, train))}
+        clock("convert")
     transform = EdgeFeatures(spec)
     names = [f["name"] for f in spec["features"]]
     records = [record_of_example(tf.train.Example.FromString(e), names) for e in sample]
@@ -147,6 +170,8 @@ def export(examples_uri: str, model_uri: str, transform_uri: str, out_dir: str, 
             with open(os.path.join(out_dir, PUBLISH_DIR, f"model_{name}.tflite"), "wb") as f:
                 f.write(content)
     report["published"] = published
+    clock("edge_eval")
+    report["seconds"] = clock.laps
     for where in (out_dir, os.path.join(out_dir, PUBLISH_DIR)):
         with open(os.path.join(where, SPEC_FILE), "w") as f:
             json.dump(spec, f, indent=1)
@@ -185,7 +210,7 @@ def EdgeExport(
     edge_model: OutputArtifact[EdgeModel],
     plan: Parameter[str],
     max_drop: Parameter[str] = "{}",
-    representative_examples: Parameter[int] = 200,
+    representative_examples: Parameter[int] = 1000,
 ):
     if not blessing.get_int_custom_property("blessed"):
         PROGRESS.info("EdgeExport: the model is not blessed; nothing to convert")

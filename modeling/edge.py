@@ -182,12 +182,11 @@ def edge_inputs(spec: dict, examples: list[bytes]) -> dict[str, np.ndarray]:
             for k, t in spec["inputs"].items()}
 
 
-def keras_function(saved_model_dir: str, plan: Plan):
+def keras_function(loaded, plan: Plan):
     """(the loaded model, its Keras part as a function of float32 / int32 [1, 1] inputs).
 
     One example per call, a static shape: LiteRT.js refuses a tensor whose shape differs
     from the model's, dynamic batch included, and a device scores one record at a time."""
-    loaded = tf.saved_model.load(saved_model_dir)
     dtypes = input_dtypes(plan)
     signature = {k: tf.TensorSpec([1, 1], tf.float32 if t == "float32" else tf.int32, name=k)
                  for k, t in dtypes.items()}
@@ -200,13 +199,14 @@ def keras_function(saved_model_dir: str, plan: Plan):
     return loaded, edge
 
 
-def save_edge_model(saved_model_dir: str, plan: Plan, out_dir: str) -> str:
+def save_edge_model(loaded, plan: Plan, out_dir: str) -> str:
     """The Keras part as a SavedModel of its own with one float32 / int32 signature: what the
     converter reads (faster than converting a traced function, and the representative
-    data set is matched to inputs by name)."""
-    loaded, fn = keras_function(saved_model_dir, plan)
+    data set is matched to inputs by name). `loaded`: the trained SavedModel, loaded; only
+    its variables are kept (not the Transform graph's tables and assets)."""
+    loaded, fn = keras_function(loaded, plan)
     holder = tf.Module()
-    holder.model = loaded
+    holder.variables_ = list(loaded.variables)
     tf.saved_model.save(holder, out_dir, signatures={"serving_default": fn.get_concrete_function()})
     return out_dir
 

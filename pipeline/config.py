@@ -110,7 +110,7 @@ class PipelineConfig:
     # default; error metrics may rise by that much), e.g. { auc = 0.005 }.
     edge_export: bool = True
     edge_max_drop: dict[str, float] = field(default_factory=dict)
-    edge_representative_examples: int = 200  # training examples that calibrate int8
+    edge_representative_examples: int = 1000  # training examples that calibrate int8
 
     # Kubeflow: the pipeline image every task runs in (see Dockerfile) ...
     image: str = "taxi-tfx-pipeline:latest"
