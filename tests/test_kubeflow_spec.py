@@ -38,7 +38,7 @@ def test_spec_parses_strictly_with_kfp_protos(compiled):
     assert spec.schema_version == "2.1.0"
     deployment = _deployment(spec)
     check_runnable(spec, deployment)  # container executors only: no resolver/importer tasks
-    assert len(execution_order(spec)) == len(spec.root.dag.tasks) == 12
+    assert len(execution_order(spec)) == len(spec.root.dag.tasks) == 13
 
 
 def test_every_local_node_is_a_task_with_the_same_dependencies(compiled):
