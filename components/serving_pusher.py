@@ -26,6 +26,7 @@ import os
 from tfx.components.pusher import executor as tfx_pusher
 from tfx.components.pusher.component import Pusher as TfxPusher
 from tfx.dsl.components.base import base_component
+from tfx.dsl.io import fileio
 from tfx.types import artifact_utils, channel, component_spec, standard_artifacts, standard_component_specs
 from tfx.utils import io_utils, json_utils, path_utils, proto_utils
 from tfx.proto import pusher_pb2
@@ -82,17 +83,22 @@ class Executor(tfx_pusher.Executor):
         destination = pusher_pb2.PushDestination()
         proto_utils.json_to_proto(exec_properties[standard_component_specs.PUSH_DESTINATION_KEY], destination)
         base = destination.filesystem.base_directory
-        if "://" in base:  # object stores have no atomic rename: TFX's own copy order
-            return super().Do(input_dict, output_dict, exec_properties)
-        custom = json_utils.loads(exec_properties.get(standard_component_specs.CUSTOM_CONFIG_KEY) or "null") or {}
-        model_path = self.GetModelPath(input_dict)
         extra = {}
         for edge in input_dict.get(EDGE_MODEL_KEY) or []:
             published = os.path.join(edge.uri, PUBLISH_DIR)
-            if os.path.isdir(published):
+            if fileio.isdir(published):
                 extra[EDGE_DESTINATION] = published
                 LOG.info("publishing the edge models (%s) in %s", edge.get_string_custom_property("published"),
                          EDGE_DESTINATION)
+        if "://" in base:  # object stores have no atomic rename: TFX's own copy order, then the edge models
+            super().Do(input_dict, output_dict, exec_properties)
+            if model_push.get_int_custom_property("pushed") == 1:
+                for inside, source in extra.items():
+                    io_utils.copy_dir(source, os.path.join(model_push.get_string_custom_property("pushed_destination"),
+                                                           inside))
+            return
+        custom = json_utils.loads(exec_properties.get(standard_component_specs.CUSTOM_CONFIG_KEY) or "null") or {}
+        model_path = self.GetModelPath(input_dict)
         target, _ = publish(model_path, base, keep=int(custom.get(KEEP_VERSIONS_KEY, 5)), extra=extra)
         io_utils.copy_dir(model_path, model_push.uri)
         self._MarkPushed(model_push, pushed_destination=target, pushed_version=os.path.basename(target))

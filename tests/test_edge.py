@@ -156,3 +156,26 @@ def test_the_browser_page_answers_as_the_saved_model(first_run, variant, tmp_pat
     tolerance = report[variant]["max_abs_diff"] + 1e-5  # measured on the whole eval split
     assert np.max(np.abs(browser - saved)) <= tolerance, (np.max(np.abs(browser - saved)), tolerance)
     assert browser.std() > 0
+
+
+def test_edge_files_land_inside_the_version_whole_and_follow_a_rollback(tmp_path):
+    from serving import layout
+
+    def model(name: bytes):
+        d = tmp_path / name.decode()
+        (d / "variables").mkdir(parents=True)
+        (d / "saved_model.pb").write_bytes(b"graph" + name)
+        (d / "fingerprint.pb").write_bytes(name)
+        return str(d)
+
+    litert = tmp_path / "litert"
+    litert.mkdir()
+    (litert / "model_int8.tflite").write_bytes(b"TFL3")
+    base = str(tmp_path / "serving")
+    first, _ = layout.publish(model(b"A"), base, extra={LITERT: str(litert)})
+    assert os.listdir(os.path.join(first, LITERT)) == ["model_int8.tflite"]
+    assert os.path.exists(os.path.join(first, "saved_model.pb"))
+    layout.publish(model(b"B"), base)  # a version without edge models
+    _, source, new = layout.rollback(base)
+    assert os.listdir(os.path.join(base, str(new), LITERT)) == ["model_int8.tflite"]
+    assert layout.latest_version(base) == new and str(source) == os.path.basename(first)
