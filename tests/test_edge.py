@@ -179,3 +179,35 @@ def test_edge_files_land_inside_the_version_whole_and_follow_a_rollback(tmp_path
     _, source, new = layout.rollback(base)
     assert os.listdir(os.path.join(base, str(new), LITERT)) == ["model_int8.tflite"]
     assert layout.latest_version(base) == new and str(source) == os.path.basename(first)
+
+
+@pytest.mark.parametrize("task", ["binary", "multiclass", "regression"])
+def test_every_task_converts_float_and_int8_without_select_ops(task, tmp_path):
+    """The Keras part of each task's model becomes LiteRT models that TensorFlow's
+    interpreter runs with builtin ops only, float within 1e-5 of Keras and int8 close."""
+    import tensorflow as tf
+
+    from modeling import edge
+    from modeling.network import build_keras_model
+    from modeling.roles import Feature, Plan
+
+    plan = Plan(task=task, label="y", label_dtype="int" if task != "regression" else "float",
+                classes={"binary": ["0", "1"], "multiclass": ["a", "b", "c"], "regression": []}[task],
+                features=[Feature("x", "x_xf", "numeric", "float", True),
+                          Feature("c", "c_xf", "integer_categorical", "int", False)])
+    model = build_keras_model(plan, {"c_xf": 6}, hidden_units=(8,), label_mean=3.0, label_std=2.0)
+    rng = np.random.default_rng(0)
+    n = 300
+    inputs = {"x_xf": rng.normal(size=(n, 1)).astype(np.float32),
+              "x_missing_xf": (rng.random((n, 1)) < 0.2).astype(np.float32),
+              "c_xf": rng.integers(0, 6, size=(n, 1)).astype(np.int32)}
+    keras_out = model({k: tf.cast(v, tf.int64) if v.dtype == np.int32 else v for k, v in inputs.items()}).numpy()
+    tf.saved_model.save(model, str(tmp_path / "saved"))
+    keras_part = edge.save_edge_model(tf.saved_model.load(str(tmp_path / "saved")), plan, str(tmp_path / "edge"))
+    for representative, tolerance in ((None, 1e-5), (inputs, 0.1 * max(1.0, float(np.ptp(keras_out))))):
+        content = edge.convert(keras_part, representative)
+        ops = {op["op_name"] for op in tf.lite.Interpreter(model_content=content)._get_ops_details()}
+        assert not {o for o in ops if o.startswith("Flex") or o == "CUSTOM"}, ops
+        out = edge.EdgeRunner(content, plan.output_key)(inputs)
+        assert out.shape == keras_out.shape
+        assert np.max(np.abs(out - keras_out)) <= tolerance, (task, representative is not None)
