@@ -256,6 +256,9 @@ def validate(cfg: PipelineConfig, check_files: bool = True) -> PipelineConfig:
         if name not in EDGE_METRICS or not isinstance(drop, (int, float)) or drop < 0:
             raise ConfigError(f"edge_max_drop.{name}: a metric of {', '.join(EDGE_METRICS)} "
                               f"with a drop >= 0, got {drop!r}")
+    if cfg.edge_export and cfg.oov_buckets != 1:
+        raise ConfigError(f"oov_buckets: the edge export needs 1 (tf.Transform hashes values into more "
+                          f"buckets, which a browser cannot repeat); got {cfg.oov_buckets}; or set edge_export = false")
     if cfg.edge_representative_examples < 1:
         raise ConfigError(f"edge_representative_examples: must be >= 1, got {cfg.edge_representative_examples}")
     for name in ("vocab_size", "oov_buckets", "quantile_buckets"):

@@ -52,6 +52,9 @@ def test_the_switch_removes_the_step_and_a_bad_gate_is_refused():
     assert "EdgeExport" not in ids(load_config(TAXI_TOML, {"edge_export": False}, base_dir=PROJECT_DIR))
     with pytest.raises(ConfigError, match=r"^edge_max_drop\.aucc: "):
         load_config(TAXI_TOML, {"edge_max_drop": {"aucc": 0.01}}, base_dir=PROJECT_DIR)
+    with pytest.raises(ConfigError, match=r"^oov_buckets: the edge export needs 1 .* or set edge_export = false"):
+        load_config(TAXI_TOML, {"oov_buckets": 3}, base_dir=PROJECT_DIR)
+    load_config(TAXI_TOML, {"oov_buckets": 3, "edge_export": False}, base_dir=PROJECT_DIR)
 
 
 @pytest.mark.e2e
