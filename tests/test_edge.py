@@ -28,6 +28,12 @@ def _published(first_run) -> str:
     return str(base / versions[0])
 
 
+def _first_output(first_run, node: str, key: str) -> str:
+    """The first run's output of a node (artifact directories are numbered as they are made)."""
+    found = glob.glob(str(first_run[0] / "root" / node / key / "*"))
+    return min((d for d in found if os.path.basename(d).isdigit()), key=lambda d: int(os.path.basename(d)))
+
+
 def test_gate_compares_each_metric_in_its_direction():
     from components.edge_export import _gate
 
@@ -83,11 +89,10 @@ def test_the_python_features_equal_the_transform_graph_on_the_eval_split(first_r
 
     from modeling import edge
 
-    workdir = first_run[0]
     with open(os.path.join(_published(first_run), LITERT, "edge_features.json")) as f:
         spec = json.load(f)
-    tto = tft.TFTransformOutput(glob.glob(str(workdir / "root" / "Transform" / "transform_graph" / "*"))[-1])
-    examples = glob.glob(str(workdir / "root" / "ImportExampleGen" / "examples" / "*"))[-1]
+    tto = tft.TFTransformOutput(_first_output(first_run, "Transform", "transform_graph"))
+    examples = _first_output(first_run, "ImportExampleGen", "examples")
     evaluation = read_examples(os.path.join(examples, "Split-eval", "*"))
     assert edge.check_features(spec, tto, evaluation) < 1e-5
     # Absent and unseen values too: the first record with every feature removed or unknown.
@@ -120,20 +125,22 @@ def test_the_browser_page_answers_as_the_saved_model(first_run, variant, tmp_pat
     from build import build
 
     version = _published(first_run)
-    with open(os.path.join(version, LITERT, "edge_report.json")) as f:
+    # EdgeExport's own output holds both models, published or not: the browser must agree
+    # with what was measured whichever way the gate went on this small, briefly trained model.
+    # The first run's output, as the first version: later tests rerun the pipeline.
+    exported = _first_output(first_run, "EdgeExport", "edge_model")
+    with open(os.path.join(exported, "edge_report.json")) as f:
         report = json.load(f)
-    if variant not in report["published"]:
-        pytest.fail(f"the {variant} model was not published: {report[variant]['failures']}")
     if not os.path.isdir(PROJECT_DIR / "web" / "node_modules"):
         if not shutil.which("npm"):
             pytest.fail("web/node_modules is missing and npm is not installed: run `make web` first")
         subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=PROJECT_DIR / "web", check=True)
     site = tmp_path / "site"
-    build(str(site), os.path.join(version, LITERT))
+    build(str(site), exported)
     with open(site / "model" / "edge_features.json") as f:
         names = [f_["name"] for f_ in json.load(f)["features"]]
 
-    examples = glob.glob(str(first_run[0] / "root" / "ImportExampleGen" / "examples" / "*"))[-1]
+    examples = _first_output(first_run, "ImportExampleGen", "examples")
     serialized = read_examples(os.path.join(examples, "Split-eval", "*"))
     records = [record_of_example(tf.train.Example.FromString(s), names) for s in serialized]
     (tmp_path / "cases.json").write_text(json.dumps(records))
@@ -148,7 +155,7 @@ def test_the_browser_page_answers_as_the_saved_model(first_run, variant, tmp_pat
 
     import tensorflow_transform as tft
 
-    tto = tft.TFTransformOutput(glob.glob(str(first_run[0] / "root" / "Transform" / "transform_graph" / "*"))[-1])
+    tto = tft.TFTransformOutput(_first_output(first_run, "Transform", "transform_graph"))
     graph = tto.transform_features_layer()(tf.io.parse_example(tf.constant(serialized), tto.raw_feature_spec()))
     for key in answer["answers"][0]["inputs"]:
         js = np.array([a["inputs"][key] for a in answer["answers"]], dtype=np.float64)
