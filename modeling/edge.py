@@ -110,6 +110,8 @@ def _numeric_params(probe, name: str, key: str, integer: bool) -> dict:
 
 def _bucket_tops(probe, buckets: list) -> list[int]:
     """How many boundaries each bucketized feature has (its bucket at the largest value)."""
+    if not buckets:
+        return []
     changes = []
     for f in buckets:
         kind, top = ("int64_list", 2 ** 40) if f.dtype == "int" else ("float_list", _F32_MAX)
