@@ -3,10 +3,12 @@ RUNTIME := bin/runtime
 PY := $(RUNTIME) run python
 CONFIG ?= configs/local.toml
 ARGS ?=
+# make web: a published assets.extra/litert/ directory (default: the newest version's under build/serving)
+EDGE_MODEL ?= $(shell ls -d build/serving/*/*/assets.extra/litert 2>/dev/null | sort -t/ -k4,4n | tail -1)
 # make kfp-local: Beam in each task's process (the bundled sample is small; pods decide for themselves otherwise)
 KFP_LOCAL_BEAM := --runner=FnApiRunner,--direct_running_mode=in_memory,--direct_num_workers=1
 
-.PHONY: days run run-portable schema lint format test test-fast bench bench-serving serve versions rollback report notebooks compile golden kfp-local runtime shell lock data clean clean-runtime
+.PHONY: days web run run-portable schema lint format test test-fast bench bench-serving serve versions rollback report notebooks compile golden kfp-local runtime shell lock data clean clean-runtime
 
 run: ## the whole DAG locally on the bundled data
 	$(PY) local_runner.py --config $(CONFIG) $(ARGS)
@@ -55,6 +57,10 @@ report: ## (re)write the slice report of the latest run into build/report/
 
 notebooks: ## execute the notebooks against the latest run into build/notebooks/
 	$(PY) notebooks/execute.py build/notebooks
+
+web: ## the browser page with the newest published edge model (or EDGE_MODEL=DIR) into build/web; npm ci from web/package-lock.json
+	cd web && npm ci --no-audit --no-fund
+	$(PY) web/build.py build/web --model "$(EDGE_MODEL)"
 
 compile: ## compile the Kubeflow spec (configs/kubeflow.toml) into build/pipeline.json
 	$(PY) kfp_runner.py compile --config configs/kubeflow.toml --output build/pipeline.json $(ARGS)

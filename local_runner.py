@@ -145,6 +145,11 @@ def print_summary(result) -> None:
         LOG.info("model %s", "INFRA-BLESSED: loaded by a model server and answered TF Serving requests"
                  if result.infra_blessed else "NOT infra-blessed: the model server could not load it or "
                  "it failed TF Serving requests (see the log)")
+    if result.edge_report:
+        from components.edge_export import describe as describe_edge
+
+        for line in describe_edge(result.edge_report):
+            LOG.info("%s", line)
     if result.pushed_to:
         LOG.info("pushed to %s", result.pushed_to)
     else:

@@ -12,4 +12,8 @@ def __getattr__(name: str):
         from components.slice_report import SliceReportFiles
 
         return SliceReportFiles
+    if name == "EdgeModel":
+        from components.edge_export import EdgeModel
+
+        return EdgeModel
     raise AttributeError(name)

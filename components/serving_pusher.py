@@ -24,14 +24,42 @@ import logging
 import os
 
 from tfx.components.pusher import executor as tfx_pusher
+from tfx.components.pusher.component import Pusher as TfxPusher
+from tfx.dsl.components.base import base_component
+from tfx.dsl.io import fileio
 from tfx.proto import pusher_pb2
-from tfx.types import artifact_utils, standard_component_specs
+from tfx.types import artifact_utils, channel, component_spec, standard_artifacts, standard_component_specs
 from tfx.utils import io_utils, json_utils, path_utils, proto_utils
 
+from components.edge_export import PUBLISH_DIR, EdgeModel
 from serving.layout import publish
 
 LOG = logging.getLogger(__name__)
 KEEP_VERSIONS_KEY = "keep_versions"
+EDGE_MODEL_KEY = "edge_model"
+EDGE_DESTINATION = os.path.join("assets.extra", PUBLISH_DIR)
+
+
+class PusherSpec(standard_component_specs.PusherSpec):
+    """TFX's Pusher inputs, and the edge models published with the version when given."""
+
+    INPUTS = {**standard_component_specs.PusherSpec.INPUTS,
+              EDGE_MODEL_KEY: component_spec.ChannelParameter(type=EdgeModel, optional=True)}
+
+
+class Pusher(TfxPusher):
+    """TFX's Pusher with an optional `edge_model` input (components/edge_export.py)."""
+
+    SPEC_CLASS = PusherSpec
+
+    def __init__(self, *, model, model_blessing, infra_blessing, push_destination, custom_config,
+                 custom_executor_spec, edge_model=None):
+        spec = PusherSpec(
+            model=model, model_blessing=model_blessing, infra_blessing=infra_blessing,
+            push_destination=push_destination, custom_config=json_utils.dumps(custom_config),
+            pushed_model=channel.Channel(type=standard_artifacts.PushedModel),
+            **({EDGE_MODEL_KEY: edge_model} if edge_model is not None else {}))
+        base_component.BaseComponent.__init__(self, spec=spec, custom_executor_spec=custom_executor_spec)
 
 
 class Executor(tfx_pusher.Executor):
@@ -55,11 +83,23 @@ class Executor(tfx_pusher.Executor):
         destination = pusher_pb2.PushDestination()
         proto_utils.json_to_proto(exec_properties[standard_component_specs.PUSH_DESTINATION_KEY], destination)
         base = destination.filesystem.base_directory
-        if "://" in base:  # object stores have no atomic rename: TFX's own copy order
-            return super().Do(input_dict, output_dict, exec_properties)
+        extra = {}
+        for edge in input_dict.get(EDGE_MODEL_KEY) or []:
+            published = os.path.join(edge.uri, PUBLISH_DIR)
+            if fileio.isdir(published):
+                extra[EDGE_DESTINATION] = published
+                LOG.info("publishing the edge models (%s) in %s", edge.get_string_custom_property("published"),
+                         EDGE_DESTINATION)
+        if "://" in base:  # object stores have no atomic rename: TFX's own copy order, then the edge models
+            super().Do(input_dict, output_dict, exec_properties)
+            if model_push.get_int_custom_property("pushed") == 1:
+                for inside, source in extra.items():
+                    io_utils.copy_dir(source, os.path.join(model_push.get_string_custom_property("pushed_destination"),
+                                                           inside))
+            return
         custom = json_utils.loads(exec_properties.get(standard_component_specs.CUSTOM_CONFIG_KEY) or "null") or {}
         model_path = self.GetModelPath(input_dict)
-        target, _ = publish(model_path, base, keep=int(custom.get(KEEP_VERSIONS_KEY, 5)))
+        target, _ = publish(model_path, base, keep=int(custom.get(KEEP_VERSIONS_KEY, 5)), extra=extra)
         io_utils.copy_dir(model_path, model_push.uri)
         self._MarkPushed(model_push, pushed_destination=target, pushed_version=os.path.basename(target))
         LOG.info("model pushed to %s", target)

@@ -10,6 +10,8 @@ from tfx.dsl.component.experimental.decorators import component
 from tfx.types.artifact import Artifact
 from tfx.types.standard_artifacts import ExampleAnomalies, ExampleStatistics, ModelEvaluation, ModelRun
 
+from components.edge_export import EdgeModel
+
 
 class SliceReportFiles(Artifact):
     """A directory holding report.html and report.md.
@@ -30,12 +32,15 @@ def SliceReport(
     small_slice_examples: Parameter[int] = 50,
     drift: InputArtifact[ExampleAnomalies] = None,
     model_run: InputArtifact[ModelRun] = None,
+    edge_model: InputArtifact[EdgeModel] = None,
 ):
-    from reporting.model import continuous_training, load_report
+    from reporting.model import continuous_training, load_edge_report, load_report
     from reporting.render import write_reports
 
     result = load_report(evaluation.uri, statistics.uri, anomalies.uri, small_slice_examples)
     result.continuous = continuous_training(drift, model_run.uri if model_run is not None else None)
+    if edge_model is not None:
+        result.edge = load_edge_report(edge_model.uri)
     html_path, md_path = write_reports(result, report.uri)
     report.set_string_custom_property("html", html_path)
     report.set_string_custom_property("markdown", md_path)

@@ -1,7 +1,7 @@
 """The wide-and-deep Keras model over Transform's outputs, with the head the task needs.
 
 Deep part: the z-scored numbers and missing indicators through `hidden_units`; wide part:
-every category one-hot. The head is a sigmoid (binary), a softmax over the plan's classes
+a weight per category value (one-hot times weights, as a lookup). The head is a sigmoid (binary), a softmax over the plan's classes
 (multiclass) or a linear unit scaled to the label's mean and spread (regression).
 """
 
@@ -32,27 +32,34 @@ def build_keras_model(plan: Plan, sizes: dict[str, int], hidden_units=(64, 32, 1
     inputs = {k: tf.keras.Input(name=k, shape=(1,), dtype=tf.float32) for k in deep_keys}
     inputs.update({k: tf.keras.Input(name=k, shape=(1,), dtype=tf.int64) for k in sizes})
 
-    parts = []
+    deep = None
     if deep_keys:
         deep = tf.keras.layers.concatenate([inputs[k] for k in deep_keys]) if len(deep_keys) > 1 \
             else inputs[deep_keys[0]]
         for units in hidden_units:
             deep = tf.keras.layers.Dense(units, activation="relu")(deep)
-        parts.append(deep)
-    parts += [tf.keras.layers.CategoryEncoding(num_tokens=n, output_mode="one_hot")(inputs[k])
-              for k, n in sizes.items()]
-    joined = tf.keras.layers.concatenate(parts) if len(parts) > 1 else parts[0]
+
+    def logits(units: int):
+        """The deep part's units plus each category's weights: one-hot times a weight matrix,
+        computed as the lookup of that matrix's row (an Embedding), which every LiteRT
+        runtime has (GATHER) and which stays exact in int8; CategoryEncoding's one-hot is
+        DenseBincount, a Select TF op LiteRT.js lacks (docs/edge.md)."""
+        terms = [tf.keras.layers.Dense(units)(deep)] if deep is not None else []
+        terms += [tf.keras.layers.Reshape((units,))(
+                      tf.keras.layers.Embedding(n, units, embeddings_initializer="zeros", name=f"wide_{k}")(inputs[k]))
+                  for k, n in sizes.items()]
+        return tf.keras.layers.Add()(terms) if len(terms) > 1 else terms[0]
 
     if plan.task == "binary":
-        output = tf.keras.layers.Dense(1, activation="sigmoid", name="probabilities")(joined)
+        output = tf.keras.layers.Activation("sigmoid", name="probabilities")(logits(1))
         loss = "binary_crossentropy"
         metrics = [tf.keras.metrics.BinaryAccuracy(), tf.keras.metrics.AUC(name="auc")]
     elif plan.task == "multiclass":
-        output = tf.keras.layers.Dense(len(plan.classes), activation="softmax", name="probabilities")(joined)
+        output = tf.keras.layers.Activation("softmax", name="probabilities")(logits(len(plan.classes)))
         loss = "sparse_categorical_crossentropy"
         metrics = [tf.keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
     else:
-        unit = tf.keras.layers.Dense(1, name="standardized")(joined)
+        unit = tf.keras.layers.Activation("linear", name="standardized")(logits(1))
         output = tf.keras.layers.Rescaling(scale=label_std or 1.0, offset=label_mean, name="predictions")(unit)
         loss = "mean_squared_error"  # Adam makes the label's scale irrelevant to the steps
         metrics = [tf.keras.metrics.MeanAbsoluteError(name="mae")]

@@ -25,6 +25,10 @@ class ConfigError(ValueError):
     """A configuration value is invalid; the message names the field."""
 
 
+# The metrics EdgeExport compares (modeling/edge.py computes them for every task).
+EDGE_METRICS = ("auc", "binary_accuracy", "accuracy", "mean_absolute_error", "root_mean_squared_error")
+
+
 @dataclass(frozen=True)
 class PipelineConfig:
     pipeline_name: str = "tabular"
@@ -100,6 +104,14 @@ class PipelineConfig:
     max_drop: dict[str, float] = field(default_factory=dict)
     # Slices with fewer eval examples are flagged as uncertain in the report.
     small_slice_examples: int = 50
+
+    # EdgeExport (docs/edge.md): LiteRT models of the trained model, float and int8, each
+    # published in the pushed version's assets.extra/litert/ while its headline metrics on
+    # the eval split are within edge_max_drop of the SavedModel's (empty: the task's
+    # default; error metrics may rise by that much), e.g. { auc = 0.005 }.
+    edge_export: bool = True
+    edge_max_drop: dict[str, float] = field(default_factory=dict)
+    edge_representative_examples: int = 1000  # training examples that calibrate int8
 
     # Kubeflow: the pipeline image every task runs in (see Dockerfile) ...
     image: str = "taxi-tfx-pipeline:latest"
@@ -274,6 +286,15 @@ def validate(cfg: PipelineConfig, check_files: bool = True) -> PipelineConfig:
         raise ConfigError(f"hidden_units: must be positive integers, got {cfg.hidden_units}")
     if not 0 < cfg.learning_rate < 1:
         raise ConfigError(f"learning_rate: must be in (0, 1), got {cfg.learning_rate}")
+    for name, drop in cfg.edge_max_drop.items():
+        if name not in EDGE_METRICS or not isinstance(drop, (int, float)) or drop < 0:
+            raise ConfigError(f"edge_max_drop.{name}: a metric of {', '.join(EDGE_METRICS)} "
+                              f"with a drop >= 0, got {drop!r}")
+    if cfg.edge_export and cfg.oov_buckets != 1:
+        raise ConfigError(f"oov_buckets: the edge export needs 1 (tf.Transform hashes values into more "
+                          f"buckets, which a browser cannot repeat); got {cfg.oov_buckets}; or set edge_export = false")
+    if cfg.edge_representative_examples < 1:
+        raise ConfigError(f"edge_representative_examples: must be >= 1, got {cfg.edge_representative_examples}")
     for name in ("vocab_size", "oov_buckets", "quantile_buckets"):
         if getattr(cfg, name) < 1:
             raise ConfigError(f"{name}: must be >= 1, got {getattr(cfg, name)}")

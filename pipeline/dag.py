@@ -13,13 +13,14 @@ import os
 
 # Not `tfx.v1`: it also imports the Google Cloud extensions (2 s of every run's start-up,
 # an unchanged rerun's largest avoidable cost).
-from tfx.components import ExampleValidator, Pusher, StatisticsGen, Trainer, Transform
+from tfx.components import ExampleValidator, StatisticsGen, Trainer, Transform
 from tfx.dsl.components.base import executor_spec
 from tfx.orchestration.pipeline import Pipeline
 from tfx.proto import example_gen_pb2, pusher_pb2, range_config_pb2, trainer_pb2
 
 from components import serving_pusher
 from components.drift import DriftCheck
+from components.edge_export import EdgeExport
 from components.example_gen import ImportExampleGen, make_window_config
 from components.schema_importer import FingerprintedImportSchemaGen
 from components.slice_report import SliceReport
@@ -158,7 +159,18 @@ def create_pipeline(cfg: PipelineConfig, metadata_connection_config=None,
                                            signatures=client_signatures(plan.task))
     infra_validator.add_upstream_node(evaluator)
 
-    pusher = Pusher(
+    # After the Evaluator: only a blessed model is converted; the Pusher publishes what passed.
+    edge_export = EdgeExport(
+        examples=example_gen.outputs["examples"],
+        model=trainer.outputs["model"],
+        transform_graph=transform.outputs["transform_graph"],
+        blessing=evaluator.outputs["blessing"],
+        plan=plan.to_json(),
+        max_drop=json.dumps(cfg.edge_max_drop, sort_keys=True),
+        representative_examples=cfg.edge_representative_examples,
+    ) if cfg.edge_export else None
+
+    pusher = serving_pusher.Pusher(
         model=trainer.outputs["model"],
         model_blessing=evaluator.outputs["blessing"],
         infra_blessing=infra_validator.outputs["blessing"],
@@ -167,6 +179,7 @@ def create_pipeline(cfg: PipelineConfig, metadata_connection_config=None,
         push_destination=pusher_pb2.PushDestination(
             filesystem=pusher_pb2.PushDestination.Filesystem(
                 base_directory=model_base_path)),
+        edge_model=edge_export.outputs["edge_model"] if edge_export else None,
     )
 
     report = SliceReport(
@@ -176,6 +189,7 @@ def create_pipeline(cfg: PipelineConfig, metadata_connection_config=None,
         small_slice_examples=cfg.small_slice_examples,
         **({"drift": drift_check.outputs["drift"]} if drift_check is not None else {}),
         **({"model_run": trainer.outputs["model_run"]} if cfg.warm_start else {}),
+        edge_model=edge_export.outputs["edge_model"] if edge_export else None,
     )
 
     # Runner presets (docs/scale-out.md) over the platform's own per-component arguments.
@@ -188,8 +202,9 @@ def create_pipeline(cfg: PipelineConfig, metadata_connection_config=None,
         pipeline_name=cfg.pipeline_name,
         pipeline_root=location("pipeline_root"),
         components=[example_gen, statistics_gen, schema_gen, example_validator, validation_gate,
-                    transform, trainer, model_resolver, evaluator, infra_validator, pusher, report]
-        + [c for c in (drift_check, warm_start) if c is not None],
+                    transform, trainer, model_resolver, evaluator, infra_validator]
+                   + ([edge_export] if edge_export else []) + [pusher, report]
+                   + [c for c in (drift_check, warm_start) if c is not None],
         enable_cache=cfg.enable_cache,
         metadata_connection_config=metadata_connection_config,
         beam_pipeline_args=on.beam_args,

@@ -20,6 +20,7 @@ ROLES = {
     "BaselineModel": "last blessed model",
     "Evaluator": "TFMA, sliced, gated",
     "InfraValidator": "loads in a model server",
+    "EdgeExport": "LiteRT float + int8, gated",
     "Pusher": "TF Serving directory",
     "SliceReport": "HTML + Markdown",
 }

@@ -6,6 +6,8 @@ The local runner's summary, the tests and the notebooks all ask the same questio
 
 from __future__ import annotations
 
+import json
+import os
 from dataclasses import dataclass, field
 
 import ml_metadata as mlmd
@@ -65,6 +67,7 @@ class RunResult:
     window: dict[str, int] = field(default_factory=dict)
     warm_start: dict | None = None
     drift: list[dict] | None = None
+    edge_report: dict | None = None    # EdgeExport's edge_report.json; None: it did not convert
 
 
 def overall_metrics(evaluation_uri: str) -> tuple[dict[str, float], dict[str, float]]:
@@ -115,6 +118,12 @@ def read_run_result(metadata_path: str, pipeline_name: str) -> RunResult:
     if infra.get("blessing"):
         props = infra["blessing"][0].custom_properties
         result.infra_blessed = bool(props["blessed"].int_value) if "blessed" in props else None
+    edge = latest_outputs(store, pipeline_name, "EdgeExport")
+    if edge.get("edge_model"):
+        path = os.path.join(edge["edge_model"][0].uri, "edge_report.json")
+        if os.path.exists(path):
+            with open(path) as f:
+                result.edge_report = json.load(f)
     pusher = latest_outputs(store, pipeline_name, "Pusher")
     if pusher.get("pushed_model"):
         props = pusher["pushed_model"][0].custom_properties

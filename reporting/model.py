@@ -136,6 +136,7 @@ class Report:
     # Continuous training (components/drift.py, modeling/warm_start.py): {"span", "previous_span",
     # "drift": [{feature, measure, value, threshold, drifted}], "warm_start": {warm_started, detail, steps}}.
     continuous: dict = field(default_factory=dict)
+    edge: dict = field(default_factory=dict)  # EdgeExport's edge_report.json (empty: no edge models)
 
     @property
     def view(self) -> View:
@@ -442,3 +443,12 @@ def continuous_training(drift_artifact=None, model_run_uri: str | None = None) -
         if status is not None:
             out["warm_start"] = status
     return out
+
+
+def load_edge_report(edge_uri: str) -> dict:
+    """EdgeExport's report, or {} when it converted nothing (the model was not blessed)."""
+    path = os.path.join(edge_uri, "edge_report.json")
+    if not os.path.exists(path):
+        return {}
+    with open(path) as f:
+        return json.load(f)

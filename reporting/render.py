@@ -189,6 +189,8 @@ def render_html(report: Report) -> str:
     parts.append(f"<p class='muted'>Slices with fewer than {report.small_slice_examples} examples are shown in "
                  f"italics and marked uncertain. {FOOTNOTES[report.task]}</p>")
 
+    parts.append(_edge_html(report.edge))
+
     if report.statistics or report.anomalies:
         stats = "".join(
             f"<li>{html.escape(split)}: {s['examples']} examples; most often missing: "
@@ -205,6 +207,42 @@ def render_html(report: Report) -> str:
             "<meta name='viewport' content='width=device-width,initial-scale=1'>"
             f"<title>Slice report: {'blessed' if report.blessed else 'not blessed'}</title><style>{CSS}</style></head>"
             f"<body><main>{''.join(parts)}</main><script>{SORT_JS}</script></body></html>")
+
+
+def _edge_rows(edge: dict) -> list[list[str]]:
+    """[model, each metric with its change, max |diff|, size, latency, verdict] per model."""
+    base = edge["savedmodel"]
+    names = list(base["metrics"])
+    rows = [["SavedModel"] + [f"{base['metrics'][m]:.4f}" for m in names]
+            + ["–", f"{base['bytes'] / 1e6:.2f} MB", f"{base['latency_ms']:.3f}", "TF Serving"]]
+    for variant in ("float", "int8"):
+        v = edge.get(variant)
+        if v:
+            rows.append([f"LiteRT {variant}"]
+                        + [f"{v['metrics'][m]:.4f} ({v['metrics'][m] - base['metrics'][m]:+.4f})" for m in names]
+                        + [f"{v['max_abs_diff']:.2e}", f"{v['bytes'] / 1e3:.1f} kB", f"{v['latency_ms']:.3f}",
+                           "published" if v["published"] else "not published: " + "; ".join(v["failures"])])
+    return [["model"] + names + ["max abs diff", "size", "ms/example", "verdict"]] + rows
+
+
+def _edge_html(edge: dict) -> str:
+    if not edge:
+        return ""
+    head, *rows = _edge_rows(edge)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in rows)
+    floats = ", ".join(edge.get("int8", {}).get("float_ops", [])) or "none"
+    return ("<h2>Edge models (LiteRT) beside the SavedModel</h2><div class='scroll'><table id='edge'><thead><tr>"
+            + "".join(f"<th>{html.escape(c)}</th>" for c in head) + f"</tr></thead><tbody>{body}</tbody></table></div>"
+            f"<p class='muted'>On the {edge['eval_examples']} eval examples; max |diff|: the largest difference of one "
+            f"example's output from the SavedModel's; int8 operations that stay float: {html.escape(floats)}.</p>")
+
+
+def _markdown_edge(edge: dict) -> list[str]:
+    if not edge:
+        return []
+    head, *rows = _edge_rows(edge)
+    return (["", "**Edge models (LiteRT) beside the SavedModel:**", "", "| " + " | ".join(head) + " |",
+             "|---|" + "---:|" * (len(head) - 2) + "---|"] + ["| " + " | ".join(r) + " |" for r in rows])
 
 
 def _markdown_worst(report: Report, worst: int) -> list[str]:
@@ -274,6 +312,7 @@ def render_markdown(report: Report, worst: int = 5) -> str:
     lines += _markdown_worst(report, worst)
     if report.continuous:
         lines += ["", "### Continuous training", ""] + [f"- {line}" for line in continuous_lines(report)]
+    lines += _markdown_edge(report.edge)
     flagged = sum(1 for rs in report.specs.values() for r in rs if r.bad)
     lines += ["", f"{flagged} slice(s) outside a threshold or regressed; full per-slice tables and plots in `report.html`."]
     return "\n".join(lines) + "\n"

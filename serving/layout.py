@@ -52,13 +52,21 @@ def fingerprint(model_dir: str) -> bytes | None:
     return None
 
 
-def _copy_into_place(model_dir: str, base: str, version: int) -> str:
-    """Copy to a hidden staging directory, then rename: the version appears whole or not at all."""
+def _copy_into_place(model_dir: str, base: str, version: int, extra: dict[str, str] | None = None) -> str:
+    """Copy to a hidden staging directory, then rename: the version appears whole or not at all.
+
+    `extra` maps a path inside the version to a directory copied there too, e.g. the edge
+    models into assets.extra/litert: TF Serving reads only tf_serving_warmup_requests from
+    assets.extra (tensorflow_serving/servables/tensorflow/saved_model_warmup_util.cc) and
+    nothing else there, so the version stays a valid SavedModel to it.
+    """
     staging = os.path.join(base, f"{STAGING_PREFIX}{version}-{os.getpid()}")
     shutil.rmtree(staging, ignore_errors=True)
     target = os.path.join(base, str(version))
     try:
         shutil.copytree(model_dir, staging)
+        for inside, source in (extra or {}).items():
+            shutil.copytree(source, os.path.join(staging, inside), dirs_exist_ok=True)
         os.rename(staging, target)  # atomic on one filesystem
     except Exception:  # e.g. a full disk: no half copy left to take up its space (a killed
         # process leaves one; the next push's _prune removes it)
@@ -81,7 +89,7 @@ def _prune(base: str, keep: int) -> None:
             shutil.rmtree(os.path.join(base, name), ignore_errors=True)
 
 
-def publish(model_dir: str, base: str, keep: int = 5) -> tuple[str, bool]:
+def publish(model_dir: str, base: str, keep: int = 5, extra: dict[str, str] | None = None) -> tuple[str, bool]:
     """Publish `model_dir` as a new version under `base`. Returns (version dir, copied).
 
     A model identical to the newest version (same fingerprint) is not copied again.
@@ -94,7 +102,7 @@ def publish(model_dir: str, base: str, keep: int = 5) -> tuple[str, bool]:
         if fp is not None and fp == fingerprint(newest_dir):
             LOG.info("model already published as %s; not copying again", newest_dir)
             return newest_dir, False
-    target = _copy_into_place(model_dir, base, _next_version(base))
+    target = _copy_into_place(model_dir, base, _next_version(base), extra)
     _prune(base, keep)
     return target, True
 

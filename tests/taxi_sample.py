@@ -37,7 +37,7 @@ def write_examples(records: list[bytes], path: str | os.PathLike) -> None:
 
 
 ALL_NODES = ["ImportExampleGen", "ImportSchemaGen", "BaselineModel", "StatisticsGen",
-             "ExampleValidator", "ValidationGate", "Transform", "Trainer", "Evaluator", "InfraValidator", "Pusher",
+             "ExampleValidator", "ValidationGate", "Transform", "Trainer", "Evaluator", "InfraValidator", "EdgeExport", "Pusher",
              "SliceReport"]
 LINE = re.compile(r"^\[\s*\d+/\d+\] (\S+)\s+(done|cached|FAILED)\s+([\d.]+) s$", re.M)
 

@@ -37,7 +37,7 @@ def test_spec_parses_strictly_with_kfp_protos(compiled):
     assert spec.schema_version == "2.1.0"
     deployment = _deployment(spec)
     check_runnable(spec, deployment)  # container executors only: no resolver/importer tasks
-    assert len(execution_order(spec)) == len(spec.root.dag.tasks) == 12
+    assert len(execution_order(spec)) == len(spec.root.dag.tasks) == 13
 
 
 def test_every_local_node_is_a_task_with_the_same_dependencies(compiled):
@@ -56,7 +56,7 @@ def test_every_executor_runs_the_pipeline_image_through_the_compatibility_entryp
     cfg = load_config(CONFIG, base_dir=ROOT)
     _, spec = load_job(str(compiled))
     executors = _deployment(spec).executors
-    assert len(executors) == 12
+    assert len(executors) == 13
     for label, executor in executors.items():
         assert executor.container.image == cfg.image, label
         assert list(executor.container.command) == ENTRYPOINT == ["python", "-m", "pipeline.kfp_entrypoint"]
