@@ -98,16 +98,14 @@ def edited_copy(dest: Path) -> Path:
 
 
 def fits_in_memory(previous: list[RunResult], rows: int, available_mb: float) -> bool:
-    """Whether a contender's peak, extrapolated linearly from its two largest earlier sizes
-    (or from one, as a constant), stays under 80% of the memory available now."""
+    """Whether a contender's peak, extrapolated linearly from its two largest earlier sizes,
+    stays under 80% of the memory available now (with fewer sizes there is no line to draw:
+    one size says nothing of how much is fixed cost, so the contender runs)."""
     done = sorted((r for r in previous if r.ok), key=lambda r: r.rows)[-2:]
-    if not done:
+    if len(done) < 2:
         return True
-    if len(done) == 1:
-        expected = done[0].peak_pss_mb * rows / done[0].rows if rows > done[0].rows else done[0].peak_pss_mb
-    else:
-        a, b = done
-        expected = b.peak_pss_mb + (b.peak_pss_mb - a.peak_pss_mb) / (b.rows - a.rows) * (rows - b.rows)
+    a, b = done
+    expected = b.peak_pss_mb + (b.peak_pss_mb - a.peak_pss_mb) / (b.rows - a.rows) * (rows - b.rows)
     return expected <= 0.8 * available_mb
 
 

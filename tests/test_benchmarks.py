@@ -117,6 +117,8 @@ def test_a_contender_is_skipped_where_its_peak_would_not_fit():
     assert fits_in_memory(runs, 3_000_000, available_mb=20_000)
     assert not fits_in_memory(runs, 3_000_000, available_mb=12_000)
     assert fits_in_memory([], 3_000_000, available_mb=1)
+    # One size is no line: 1.2 GB at 15k is mostly fixed cost, not 100x that at 1.5M.
+    assert fits_in_memory([RunResult("ours-cold", 15002, 1, 1200.0, 0)], 1_500_000, available_mb=20_000)
 
 
 def test_the_edited_copy_changes_only_the_model_code(tmp_path):
