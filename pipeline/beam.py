@@ -32,6 +32,26 @@ IN_PROCESS_MAX_CORES = 2
 SHARDED_NODES = ("ImportExampleGen",)
 
 
+# TFX stages an sdist of itself for a Beam component's workers unless its Beam args say how
+# the workers get their dependencies (tfx/utils/dependency_utils.py, make_beam_dependency_flags:
+# it returns early on extra_packages, setup_file, requirements_file or sdk_container_image).
+# Building it copies the installed TFX and runs `setup.py sdist`: seconds per Beam component
+# (measured in docs/benchmarks.md). Beam's FnApiRunner stages nothing (its workers are this
+# interpreter or subprocesses of it, in the same environment), so that package is never read.
+# The project's own setup.py is the true answer to TFX's question; the path is relative on
+# purpose: Beam args are part of TFX's cache key, which must not hold where the clone lives.
+LOCAL_DEPENDENCY_ARGS = ["--setup_file=./setup.py"]
+STAGES_NOTHING = "--runner=FnApiRunner"
+
+
+def local_node_args(cfg: PipelineConfig, per_node: dict[str, list[str]]) -> dict[str, list[str]]:
+    """plan()'s per-node args, plus LOCAL_DEPENDENCY_ARGS for every Beam component where the
+    runner is the FnApiRunner (any other runner may stage what the args name)."""
+    if STAGES_NOTHING not in cfg.beam_args:
+        return per_node
+    return {node: per_node.get(node, []) + LOCAL_DEPENDENCY_ARGS for node in BEAM_COMPONENTS}
+
+
 def input_bytes(cfg: PipelineConfig) -> int | None:
     """Compressed size of the input files, or None where it cannot be known here (remote)."""
     base = cfg.path("input_base")

@@ -147,7 +147,8 @@ def local(cfg: PipelineConfig) -> Platform:
         name=LOCAL, location=cfg.path, input_base=cfg.path("input_base"),
         train_args=trainer_pb2.TrainArgs(num_steps=cfg.train_steps),
         baseline=_resolver_baseline, evaluator=Evaluator,
-        beam_args=beam_args, node_beam_args=node_beam_args, warm_start=_latest_blessed_model)
+        beam_args=beam_args, node_beam_args=beam.local_node_args(cfg, node_beam_args),
+        warm_start=_latest_blessed_model)
 
 
 def kubeflow(cfg: PipelineConfig) -> Platform:

@@ -66,3 +66,25 @@ def test_component_args_come_after_the_pipeline_args(tmp_path, monkeypatch):
             modes = [a for a in args if a.startswith("--direct_running_mode=")]
             expected = "multi_processing" if component.id == "Evaluator" else "in_memory"
             assert modes[-1] == f"--direct_running_mode={expected}", (component.id, args)
+
+
+def test_local_beam_components_say_their_workers_have_the_dependencies(tmp_path):
+    """Otherwise TFX builds an sdist of itself before every Beam component (seconds each),
+    which the FnApiRunner never stages. TFX's own check decides: it must return the args as
+    they are, without building anything."""
+    from tfx.utils import dependency_utils
+
+    from pipeline.dag import create_pipeline
+
+    pipeline = create_pipeline(_cfg(pipeline_root=str(tmp_path)))
+    beam_nodes = [c for c in pipeline.components if hasattr(c.executor_spec, "beam_pipeline_args")]
+    assert sorted(c.id for c in beam_nodes) == sorted(beam.BEAM_COMPONENTS)
+    for component in beam_nodes:
+        args = pipeline.beam_pipeline_args + component.executor_spec.beam_pipeline_args
+        assert dependency_utils.make_beam_dependency_flags(args) == args, component.id
+
+
+def test_other_runners_get_no_dependency_claim():
+    cfg = _cfg(beam_args=["--runner=DirectRunner", "--direct_running_mode=auto"])
+    assert beam.local_node_args(cfg, {}) == {}
+    assert beam.local_node_args(_cfg(), {})["Evaluator"] == beam.LOCAL_DEPENDENCY_ARGS

@@ -83,3 +83,50 @@ def test_table_and_json_round_trip():
     again, meta = from_json(to_json(results, {"cpus": 2}))
     assert again == results and meta == {"cpus": 2}
     assert "ours/TFX wall 0.43x" in ratios_text(results)
+
+
+def test_memory_growth_is_per_added_row_between_consecutive_sizes():
+    from benchmarks.report import memory_growth
+
+    results = _results() + [RunResult("ours-cold", 3_000_000, 200.0, 1400.0, 1900.0),
+                            RunResult("tfx-example", 3_000_000, 500.0, 9000.0, 9000.0, ok=False)]
+    growth = memory_growth(results)
+    assert growth["ours-cold"] == [(1_500_000, pytest.approx(100 / (1_500_000 - 15002) * 1024)),
+                                   (3_000_000, pytest.approx(300 / 1_500_000 * 1024))]
+    assert len(growth["tfx-example"]) == 1  # a failed run is no measurement
+    got = {(t.rows, t.name): t for t in targets(results)}
+    target = got[(3_000_000, "peak memory growth, KB per row (ours)")]
+    assert target.value == pytest.approx(0.2048) and not target.met
+    assert "+0.20 up to 3,000,000" in ratios_text(results)
+
+
+def test_edit_rerun_target_is_at_the_small_size():
+    results = _results() + [RunResult("ours-edit", 15002, 14.0, 900.0, 1200.0),
+                            RunResult("ours-edit", 1_500_000, 140.0, 900.0, 1200.0)]
+    got = {(t.rows, t.name): t for t in targets(results)}
+    assert got[(15002, "rerun after a model-code edit, wall seconds")].met
+    assert (1_500_000, "rerun after a model-code edit, wall seconds") not in got
+    assert "rerun after a model-code edit 14.0 s" in ratios_text(results)
+    assert "| 15,002 | our DAG, rerun after an edit to the model code | 14.0 |" in table(results)
+
+
+def test_a_contender_is_skipped_where_its_peak_would_not_fit():
+    from benchmarks.__main__ import fits_in_memory
+
+    runs = [RunResult("tfx-example", 15002, 1, 2000.0, 0), RunResult("tfx-example", 1_500_000, 1, 6000.0, 0)]
+    # 6000 MB + 4000/1.485M MB per row x 1.5M more rows: ~10 GB
+    assert fits_in_memory(runs, 3_000_000, available_mb=20_000)
+    assert not fits_in_memory(runs, 3_000_000, available_mb=12_000)
+    assert fits_in_memory([], 3_000_000, available_mb=1)
+    # One size is no line: 1.2 GB at 15k is mostly fixed cost, not 100x that at 1.5M.
+    assert fits_in_memory([RunResult("ours-cold", 15002, 1, 1200.0, 0)], 1_500_000, available_mb=20_000)
+
+
+def test_the_edited_copy_changes_only_the_model_code(tmp_path):
+    from benchmarks.__main__ import EDITED_MODULE, PROJECT_DIR, edited_copy
+
+    copy = edited_copy(tmp_path / "edited")
+    changed = [p.relative_to(copy).as_posix() for p in copy.rglob("*.py")
+               if p.read_bytes() != (PROJECT_DIR / p.relative_to(copy)).read_bytes()]
+    assert changed == [EDITED_MODULE]
+    assert (copy / "local_runner.py").exists() and (copy / "schemas" / "taxi_schema.pbtxt").exists()

@@ -519,3 +519,20 @@ def test_run_summary_names_the_task_its_gates_and_headline(task, gates_line, fir
     assert shown == [n for n in HEADLINE[task]] and shown[0] == first
     value = result.overall[first]
     assert any(line.split()[:2] == [first, f"{value:.4f}"] for line in lines)
+
+
+@pytest.mark.parametrize("task", ["binary", "regression"])
+def test_the_report_loads_what_tfma_loads_with_the_overall_plots_only(task, request):
+    """The report's loader skips converting every slice's plots (nearly all of its time);
+    the metrics, config and the overall slice's plots must be TFMA's own, for both models."""
+    import tensorflow_model_analysis as tfma
+
+    from reporting.model import _load_eval
+
+    run = request.getfixturevalue(f"{task}_run")
+    for model in ("candidate", "baseline"):
+        ours, theirs = _load_eval(run.output, model), tfma.load_eval_result(run.output, model_name=model)
+        assert ours.slicing_metrics == theirs.slicing_metrics and ours.config == theirs.config
+        assert ours.model_location == theirs.model_location
+        assert len(theirs.plots) > 1 and ours.plots == [p for p in theirs.plots if not p[0]]
+    assert _load_eval(str(run.output) + "-missing", "candidate") is None
