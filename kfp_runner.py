@@ -46,37 +46,58 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     comp.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     comp.add_argument("--output", default=DEFAULT_SPEC, help="spec file to write")
 
-    for name, help_text in (("run-local", "run a compiled spec here, task by task, as KFP would"),
-                            ("submit", "create one run on a KFP endpoint"),
-                            ("schedule", "create a recurring run on a KFP endpoint")):
+    for name, help_text in (
+        ("run-local", "run a compiled spec here, task by task, as KFP would"),
+        ("submit", "create one run on a KFP endpoint"),
+        ("schedule", "create a recurring run on a KFP endpoint"),
+    ):
         p = sub.add_parser(name, help=help_text)
         p.add_argument("--spec", default=DEFAULT_SPEC, help="compiled spec (from `compile`)")
-        p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
-                       help="run parameter: input_base, train_args (repeatable)")
+        p.add_argument(
+            "--param",
+            action="append",
+            default=[],
+            metavar="KEY=VALUE",
+            help="run parameter: input_base, train_args (repeatable)",
+        )
         p.add_argument("--train-steps", type=int, help="shorthand for --param train_args=...")
         if name == "run-local":
             p.add_argument("--pipeline-root", help="instead of the spec's pipeline root")
-            p.add_argument("--local-storage", action="store_true",
-                           help="accept a local directory as the pipeline root (a local proof; "
-                                "KFP's launcher accepts only gs://, s3://, minio://)")
-            p.add_argument("--no-publish-logs", dest="publish_logs", action="store_false",
-                           help="as a cluster with log publishing off (no executor-logs output)")
-            p.add_argument("--image-workdir", default=os.path.dirname(os.path.abspath(__file__)),
-                           help="stands in for the image's WORKDIR (default: this checkout)")
+            p.add_argument(
+                "--local-storage",
+                action="store_true",
+                help="accept a local directory as the pipeline root (a local proof; "
+                "KFP's launcher accepts only gs://, s3://, minio://)",
+            )
+            p.add_argument(
+                "--no-publish-logs",
+                dest="publish_logs",
+                action="store_false",
+                help="as a cluster with log publishing off (no executor-logs output)",
+            )
+            p.add_argument(
+                "--image-workdir",
+                default=os.path.dirname(os.path.abspath(__file__)),
+                help="stands in for the image's WORKDIR (default: this checkout)",
+            )
             continue
-        p.add_argument("--endpoint", default=os.environ.get("KFP_ENDPOINT"),
-                       help="KFP API URL (default: $KFP_ENDPOINT)")
-        p.add_argument("--namespace", default=os.environ.get("KFP_NAMESPACE"),
-                       help="Kubeflow profile namespace (default: $KFP_NAMESPACE)")
+        p.add_argument(
+            "--endpoint", default=os.environ.get("KFP_ENDPOINT"), help="KFP API URL (default: $KFP_ENDPOINT)"
+        )
+        p.add_argument(
+            "--namespace",
+            default=os.environ.get("KFP_NAMESPACE"),
+            help="Kubeflow profile namespace (default: $KFP_NAMESPACE)",
+        )
         p.add_argument("--experiment", default="taxi-tips", help="experiment to file runs under")
         p.add_argument("--pipeline-name", help="name in KFP (default: the spec's)")
         p.add_argument("--run-name", help="default: pipeline name + timestamp")
         if name == "schedule":
-            p.add_argument("--cron", required=True,
-                           help='six-field cron with seconds, e.g. "0 0 3 * * *" (daily 03:00)')
+            p.add_argument(
+                "--cron", required=True, help='six-field cron with seconds, e.g. "0 0 3 * * *" (daily 03:00)'
+            )
             p.add_argument("--max-concurrency", type=int, default=1)
-            p.add_argument("--catchup", action="store_true",
-                           help="backfill missed intervals (off by default)")
+            p.add_argument("--catchup", action="store_true", help="backfill missed intervals (off by default)")
     return parser.parse_args(argv)
 
 
@@ -108,9 +129,15 @@ def _run_local(args, params) -> int:
             LOG.info("[%d/%d] %s done in %.1f s", i, n, task, seconds)
 
     try:
-        run = run_compiled(args.spec, params, pipeline_root=args.pipeline_root, local_storage=args.local_storage,
-                           publish_logs=args.publish_logs, image_workdir=args.image_workdir,
-                           on_progress=progress)
+        run = run_compiled(
+            args.spec,
+            params,
+            pipeline_root=args.pipeline_root,
+            local_storage=args.local_storage,
+            publish_logs=args.publish_logs,
+            image_workdir=args.image_workdir,
+            on_progress=progress,
+        )
     except TaskFailed as e:
         LOG.error("%s", e)
         return 1
@@ -126,8 +153,7 @@ def _run_local(args, params) -> int:
     else:
         LOG.info("run %s complete: model NOT pushed (not blessed)", run.run_id)
     hits = second_run_cache_hits(load_job(args.spec)[1])
-    LOG.info("run again with the same parameters, a cluster serves from its cache: %s",
-             ", ".join(hits) or "nothing")
+    LOG.info("run again with the same parameters, a cluster serves from its cache: %s", ", ".join(hits) or "nothing")
     return 0
 
 
@@ -145,13 +171,24 @@ def _remote(args, params) -> int:
     try:
         endpoint = KfpEndpoint(args.endpoint, namespace=args.namespace)
         if args.command == "submit":
-            result = endpoint.submit(args.spec, experiment=args.experiment, params=params,
-                                     pipeline_name=args.pipeline_name, run_name=args.run_name)
+            result = endpoint.submit(
+                args.spec,
+                experiment=args.experiment,
+                params=params,
+                pipeline_name=args.pipeline_name,
+                run_name=args.run_name,
+            )
         else:
-            result = endpoint.schedule(args.spec, experiment=args.experiment, params=params,
-                                       cron=args.cron, max_concurrency=args.max_concurrency,
-                                       catchup=args.catchup, pipeline_name=args.pipeline_name,
-                                       run_name=args.run_name)
+            result = endpoint.schedule(
+                args.spec,
+                experiment=args.experiment,
+                params=params,
+                cron=args.cron,
+                max_concurrency=args.max_concurrency,
+                catchup=args.catchup,
+                pipeline_name=args.pipeline_name,
+                run_name=args.run_name,
+            )
     except EndpointError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

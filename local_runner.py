@@ -19,8 +19,13 @@ LOG = logging.getLogger("pipeline.local")
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="Run the taxi TFX pipeline locally on Beam.")
     parser.add_argument("--config", help="TOML file with settings (see configs/local.toml)")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="override one setting, e.g. --set train_steps=200 (repeatable)")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override one setting, e.g. --set train_steps=200 (repeatable)",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="show all TFX/Beam logs")
     return parser.parse_args(argv)
 
@@ -77,13 +82,17 @@ def main(argv: list[str] | None = None) -> int:
     from pipeline.dag import create_pipeline
     from pipeline.run_outputs import read_run_result
 
-    pipeline = create_pipeline(
-        cfg, sqlite_metadata_connection_config(cfg.path("metadata_path")))
+    pipeline = create_pipeline(cfg, sqlite_metadata_connection_config(cfg.path("metadata_path")))
     node_ids = [c.id for c in pipeline.components]
     progress = ComponentProgress(node_ids)
     logging.getLogger().addHandler(progress)
-    LOG.info("pipeline %s: %d components, input %s, full log %s",
-             cfg.pipeline_name, len(node_ids), cfg.path("input_base"), log_file)
+    LOG.info(
+        "pipeline %s: %d components, input %s, full log %s",
+        cfg.pipeline_name,
+        len(node_ids),
+        cfg.path("input_base"),
+        log_file,
+    )
     start = time.monotonic()
     try:
         lock = RunLock(cfg)
@@ -120,15 +129,22 @@ def print_summary(result) -> None:
     from metrics.results import HEADLINE
 
     if result.span is not None:
-        LOG.info("span %s; trained on spans %s", result.span,
-                 ", ".join(f"{s} ({n} records)" for s, n in result.window.items()))
+        LOG.info(
+            "span %s; trained on spans %s",
+            result.span,
+            ", ".join(f"{s} ({n} records)" for s, n in result.window.items()),
+        )
     if result.warm_start is not None:
         w = result.warm_start
         LOG.info("%s %s (%d steps)", "WARM START" if w["warm_started"] else "cold start:", w["detail"], w["steps"])
     if result.drift:
         drifted = [r for r in result.drift if r["drifted"]]
-        LOG.info("drift: %s", "; ".join(f"{r['feature']} {r['value']:.3f} > {r['threshold']:g}" for r in drifted)
-                 if drifted else f"none over {len(result.drift)} features")
+        LOG.info(
+            "drift: %s",
+            "; ".join(f"{r['feature']} {r['value']:.3f} > {r['threshold']:g}" for r in drifted)
+            if drifted
+            else f"none over {len(result.drift)} features",
+        )
     if result.blessed:
         LOG.info("model BLESSED")
     else:
@@ -142,9 +158,12 @@ def print_summary(result) -> None:
             delta = f"  (baseline {fmt.format(base)}, {value - base:+.4f})" if base is not None else ""
             LOG.info("  %-24s %s%s", name, fmt.format(value), delta)
     if result.infra_blessed is not None:
-        LOG.info("model %s", "INFRA-BLESSED: loaded by a model server and answered TF Serving requests"
-                 if result.infra_blessed else "NOT infra-blessed: the model server could not load it or "
-                 "it failed TF Serving requests (see the log)")
+        LOG.info(
+            "model %s",
+            "INFRA-BLESSED: loaded by a model server and answered TF Serving requests"
+            if result.infra_blessed
+            else "NOT infra-blessed: the model server could not load it or it failed TF Serving requests (see the log)",
+        )
     if result.edge_report:
         from components.edge_export import describe as describe_edge
 

@@ -41,8 +41,18 @@ DEFAULT_SIZES = "15k,1.5M,3M"
 # minutes of Evaluator (its cold time says how many) for a target set at 15k.
 EDIT_MAX_ROWS = 150_000
 # What the edited copy of the project needs to run (setup.py's packages, its data files).
-PROJECT_PARTS = ("modeling", "pipeline", "components", "reporting", "serving", "schemas", "configs",
-                 "local_runner.py", "setup.py", "requirements.lock")
+PROJECT_PARTS = (
+    "modeling",
+    "pipeline",
+    "components",
+    "reporting",
+    "serving",
+    "schemas",
+    "configs",
+    "local_runner.py",
+    "setup.py",
+    "requirements.lock",
+)
 EDITED_MODULE = "modeling/network.py"
 PROGRESS_LINE = re.compile(r"^\[\s*\d+/\d+\] (\S+)\s+(done|cached|FAILED)\s+([\d.]+) s$", re.M)
 AUC_LINE = re.compile(r"^\s+auc\s+([\d.]+)", re.M)
@@ -69,8 +79,10 @@ def score_model(model_dir: str, eval_files: list[str]) -> float | None:
     model = tf.saved_model.load(model_dir)
     serve = model.signatures["serving_default"]
     input_name = list(serve.structured_input_signature[1])[0]
-    spec = {"tips": tf.io.FixedLenFeature([], tf.float32, default_value=0.0),
-            "fare": tf.io.FixedLenFeature([], tf.float32, default_value=0.0)}
+    spec = {
+        "tips": tf.io.FixedLenFeature([], tf.float32, default_value=0.0),
+        "fare": tf.io.FixedLenFeature([], tf.float32, default_value=0.0),
+    }
     labels, scores = [], []
     for batch in tf.data.TFRecordDataset(eval_files, compression_type="GZIP").batch(8192):
         parsed = tf.io.parse_example(batch, spec)
@@ -121,24 +133,40 @@ class Bench:
         self.logs = out_dir / "logs"
         self.logs.mkdir(parents=True, exist_ok=True)
 
-    def _measure(self, system: str, rows: int, cmd: list[str], fresh: list[Path] = (),
-                 cwd: Path = PROJECT_DIR) -> tuple[RunResult, str]:
+    def _measure(
+        self, system: str, rows: int, cmd: list[str], fresh: list[Path] = (), cwd: Path = PROJECT_DIR
+    ) -> tuple[RunResult, str]:
         """Run `cmd` `repeat` times (each from `fresh` directories removed) and keep the fastest."""
         best = None
         for attempt in range(self.repeat):
             for d in fresh:
                 shutil.rmtree(d, ignore_errors=True)
-            LOG.info("%s, %s rows%s: %s", system, f"{rows:,}",
-                     f" (try {attempt + 1}/{self.repeat})" if self.repeat > 1 else "", " ".join(cmd[1:4]) + " ...")
-            usage, stdout = run_measured(cmd, log_path=str(self.logs / f"{system}-{rows}-{attempt}.log"),
-                                         cwd=str(cwd))
+            LOG.info(
+                "%s, %s rows%s: %s",
+                system,
+                f"{rows:,}",
+                f" (try {attempt + 1}/{self.repeat})" if self.repeat > 1 else "",
+                " ".join(cmd[1:4]) + " ...",
+            )
+            usage, stdout = run_measured(cmd, log_path=str(self.logs / f"{system}-{rows}-{attempt}.log"), cwd=str(cwd))
             comps, cached = components_of(stdout)
-            result = RunResult(system=system, rows=rows, wall_s=round(usage.wall_s, 2),
-                               peak_pss_mb=round(usage.peak_pss_mb, 1), peak_rss_mb=round(usage.peak_rss_mb, 1),
-                               components=comps, cached=cached, ok=usage.returncode == 0,
-                               extra={"peak_processes": usage.peak_processes, "samples": usage.samples})
-            LOG.info("  -> %.1f s, peak PSS %.0f MB%s", result.wall_s, result.peak_pss_mb,
-                     "" if result.ok else f", FAILED (exit {usage.returncode}; log {self.logs})")
+            result = RunResult(
+                system=system,
+                rows=rows,
+                wall_s=round(usage.wall_s, 2),
+                peak_pss_mb=round(usage.peak_pss_mb, 1),
+                peak_rss_mb=round(usage.peak_rss_mb, 1),
+                components=comps,
+                cached=cached,
+                ok=usage.returncode == 0,
+                extra={"peak_processes": usage.peak_processes, "samples": usage.samples},
+            )
+            LOG.info(
+                "  -> %.1f s, peak PSS %.0f MB%s",
+                result.wall_s,
+                result.peak_pss_mb,
+                "" if result.ok else f", FAILED (exit {usage.returncode}; log {self.logs})",
+            )
             if best is None or (result.ok and result.wall_s < best[0].wall_s):
                 best = (result, stdout)
         return best
@@ -148,18 +176,30 @@ class Bench:
         work.parent.mkdir(parents=True, exist_ok=True)
         config = with_dataset_applied(PROJECT_DIR / "configs" / "local.toml", work.parent)
         # Every path absolute, so that the edited copy (run from elsewhere) hits the same cache.
-        settings = ["--config", str(config), "--set", f"input_base={data.tfrecord_dir}",
-                    "--set", f"schema_path={PROJECT_DIR / 'schemas' / 'taxi_schema.pbtxt'}",
-                    "--set", f"pipeline_root={work}/root",
-                    "--set", f"metadata_path={work}/metadata.sqlite", "--set", f"serving_dir={work}/serving"]
+        settings = [
+            "--config",
+            str(config),
+            "--set",
+            f"input_base={data.tfrecord_dir}",
+            "--set",
+            f"schema_path={PROJECT_DIR / 'schemas' / 'taxi_schema.pbtxt'}",
+            "--set",
+            f"pipeline_root={work}/root",
+            "--set",
+            f"metadata_path={work}/metadata.sqlite",
+            "--set",
+            f"serving_dir={work}/serving",
+        ]
         cmd = [sys.executable, str(PROJECT_DIR / "local_runner.py"), *settings]
         results = []
         cold, stdout = self._measure("ours-cold", data.rows, cmd, fresh=[work])
         if cold.ok:
             m = AUC_LINE.search(stdout)
             cold.extra["auc_tfma"] = float(m.group(1)) if m else None
-            cold.auc = score_model(newest(f"{work}/root/Trainer/model/*/Format-Serving"),
-                                   sorted(glob.glob(f"{newest(f'{work}/root/ImportExampleGen/examples/*')}/Split-eval/*")))
+            cold.auc = score_model(
+                newest(f"{work}/root/Trainer/model/*/Format-Serving"),
+                sorted(glob.glob(f"{newest(f'{work}/root/ImportExampleGen/examples/*')}/Split-eval/*")),
+            )
         results.append(cold)
         for system in ("ours-rerun", "ours-third"):
             again, _ = self._measure(system, data.rows, cmd)
@@ -167,8 +207,9 @@ class Bench:
             results.append(again)
         if cold.ok and data.rows <= EDIT_MAX_ROWS:
             copy = edited_copy(work.parent / "edited-project")
-            edit, stdout = self._measure("ours-edit", data.rows, [sys.executable, str(copy / "local_runner.py"),
-                                                                  *settings], cwd=copy)
+            edit, stdout = self._measure(
+                "ours-edit", data.rows, [sys.executable, str(copy / "local_runner.py"), *settings], cwd=copy
+            )
             m = AUC_LINE.search(stdout)
             edit.extra["auc_tfma"] = float(m.group(1)) if m else None
             results.append(edit)
@@ -178,12 +219,22 @@ class Bench:
         cmd = [sys.executable, "-m", "benchmarks.tfx_example", "--data-root", str(data.csv_dir), "--workdir", str(work)]
         result, _ = self._measure("tfx-example", data.rows, cmd, fresh=[work])
         if result.ok:
-            result.auc = score_model(newest(f"{work}/pipeline_root/Trainer/model/*/Format-Serving"),
-                                     sorted(glob.glob(f"{newest(f'{work}/pipeline_root/CsvExampleGen/examples/*')}/Split-eval/*")))
+            result.auc = score_model(
+                newest(f"{work}/pipeline_root/Trainer/model/*/Format-Serving"),
+                sorted(glob.glob(f"{newest(f'{work}/pipeline_root/CsvExampleGen/examples/*')}/Split-eval/*")),
+            )
         return result
 
     def plain(self, data: datagen.BenchData, work: Path) -> RunResult:
-        cmd = [sys.executable, "-m", "benchmarks.plain_tf", "--input", str(data.tfrecord_dir), "--out", str(work / "model")]
+        cmd = [
+            sys.executable,
+            "-m",
+            "benchmarks.plain_tf",
+            "--input",
+            str(data.tfrecord_dir),
+            "--out",
+            str(work / "model"),
+        ]
         result, stdout = self._measure("plain-tf", data.rows, cmd, fresh=[work])
         m = re.search(r"^RESULT (.*)$", stdout, re.M)
         if m:
@@ -196,12 +247,19 @@ class Bench:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Benchmark our DAG against TFX's taxi example and plain TF.")
-    parser.add_argument("--sizes", default=os.environ.get("BENCH_SIZES") or DEFAULT_SIZES,
-                        help=f"comma-separated row counts: 15k (the bundled sample), 150k, 1.5M, or a number "
-                             f"(default $BENCH_SIZES or {DEFAULT_SIZES})")
+    parser.add_argument(
+        "--sizes",
+        default=os.environ.get("BENCH_SIZES") or DEFAULT_SIZES,
+        help=f"comma-separated row counts: 15k (the bundled sample), 150k, 1.5M, or a number "
+        f"(default $BENCH_SIZES or {DEFAULT_SIZES})",
+    )
     parser.add_argument("--only", default="ours,tfx,plain", help="which contenders (ours, tfx, plain)")
-    parser.add_argument("--repeat", type=int, default=int(os.environ.get("BENCH_REPEAT", "1")),
-                        help="runs per cold measurement; the fastest is kept (default 1)")
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=int(os.environ.get("BENCH_REPEAT", "1")),
+        help="runs per cold measurement; the fastest is kept (default 1)",
+    )
     parser.add_argument("--out", default=str(PROJECT_DIR / "build" / "bench"))
     parser.add_argument("--report", help="only re-print and re-plot a saved results.json")
     args = parser.parse_args(argv)
@@ -216,22 +274,35 @@ def main(argv: list[str] | None = None) -> int:
 
     sizes = [datagen.parse_size(s) for s in args.sizes.split(",") if s.strip()]
     only = {s.strip() for s in args.only.split(",")}
-    meta = {"started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "sizes": sizes,
-            "cpus": os.cpu_count(), "host": platform.node(), "load_avg_at_start": os.getloadavg(),
-            "repeat": args.repeat, "python": platform.python_version()}
+    meta = {
+        "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "sizes": sizes,
+        "cpus": os.cpu_count(),
+        "host": platform.node(),
+        "load_avg_at_start": os.getloadavg(),
+        "repeat": args.repeat,
+        "python": platform.python_version(),
+    }
     bench = Bench(out, args.repeat)
     results: list[RunResult] = []
     for rows in sizes:
         data = datagen.ensure(rows)
         work = out / "work" / datagen.size_label(rows)
         available_mb = psutil.virtual_memory().available / 2**20
-        for name, system, run in (("ours", "ours-cold", bench.ours), ("tfx", "tfx-example", bench.tfx_example),
-                                  ("plain", "plain-tf", bench.plain)):
+        for name, system, run in (
+            ("ours", "ours-cold", bench.ours),
+            ("tfx", "tfx-example", bench.tfx_example),
+            ("plain", "plain-tf", bench.plain),
+        ):
             if name not in only:
                 continue
             if not fits_in_memory([r for r in results if r.system == system], rows, available_mb):
-                LOG.info("%s, %s rows: skipped, its peak memory would not fit in the %.0f MB available",
-                         system, f"{rows:,}", available_mb)
+                LOG.info(
+                    "%s, %s rows: skipped, its peak memory would not fit in the %.0f MB available",
+                    system,
+                    f"{rows:,}",
+                    available_mb,
+                )
                 meta.setdefault("skipped", []).append([system, rows])
                 continue
             got = run(data, work / name)
@@ -247,8 +318,10 @@ def main(argv: list[str] | None = None) -> int:
     plot(results, str(out / "bench.png"))
     print("\n" + text)
     print(f"\nsaved: {out / 'results.json'}, {out / 'table.md'}, {out / 'bench.png'}")
-    print(f"machine: {os.cpu_count()} CPUs, load average at start {meta['load_avg_at_start'][0]:.2f}, "
-          f"at end {meta['load_avg_at_end'][0]:.2f} (timings are only comparable on a quiet machine)")
+    print(
+        f"machine: {os.cpu_count()} CPUs, load average at start {meta['load_avg_at_start'][0]:.2f}, "
+        f"at end {meta['load_avg_at_end'][0]:.2f} (timings are only comparable on a quiet machine)"
+    )
     return 0 if all(r.ok for r in results) else 1
 
 

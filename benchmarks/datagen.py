@@ -97,8 +97,13 @@ def recipe(rows: int) -> dict:
     for path in source_files():
         with open(path, "rb") as f:
             h.update(f.read())
-    return {"rows": rows, "seed": SEED, "version": GENERATOR_VERSION,
-            "shards": num_shards(rows), "source_sha256": h.hexdigest()[:16]}
+    return {
+        "rows": rows,
+        "seed": SEED,
+        "version": GENERATOR_VERSION,
+        "shards": num_shards(rows),
+        "source_sha256": h.hexdigest()[:16],
+    }
 
 
 def num_shards(rows: int) -> int:
@@ -129,6 +134,7 @@ def ensure(rows: int, root: Path | None = None) -> BenchData:
 
 
 # --- reading the source -------------------------------------------------------------------
+
 
 def _read_source():
     """(templates, columns): each record re-serialized in key order, and its values by column."""
@@ -197,6 +203,7 @@ def _jitter(columns, replica: int, n: int) -> dict[str, np.ndarray]:
 
 # --- writing ------------------------------------------------------------------------------
 
+
 def generate(rows: int, out: Path) -> None:
     import pandas as pd
     import tensorflow as tf
@@ -212,8 +219,10 @@ def generate(rows: int, out: Path) -> None:
     (out / "tfrecord").mkdir(parents=True)
     (out / "csv").mkdir(parents=True)
     options = tf.io.TFRecordOptions(compression_type="GZIP")
-    writers = [tf.io.TFRecordWriter(str(out / "tfrecord" / f"data-{i:05d}-of-{shards:05d}.tfrecord.gz"), options)
-               for i in range(shards)]
+    writers = [
+        tf.io.TFRecordWriter(str(out / "tfrecord" / f"data-{i:05d}-of-{shards:05d}.tfrecord.gz"), options)
+        for i in range(shards)
+    ]
     csv_path = out / "csv" / "data.csv"
     written = 0
     replica = 0
@@ -230,7 +239,7 @@ def generate(rows: int, out: Path) -> None:
                 buf[where + b] = packed[:, b]
         data = buf.tobytes()
         for i in range(take):
-            writers[(written + i) % shards].write(data[starts[i]:starts[i] + lengths[i]])
+            writers[(written + i) % shards].write(data[starts[i] : starts[i] + lengths[i]])
         frame = {}
         for name, (kind, vals) in columns.items():
             if name in values:
@@ -241,8 +250,9 @@ def generate(rows: int, out: Path) -> None:
                 frame[name] = np.array([np.nan if v is None else v for v in vals[:take]], np.float64)
             else:
                 frame[name] = [None if v is None else v.decode() for v in vals[:take]]
-        pd.DataFrame(frame).to_csv(csv_path, mode="w" if csv_header else "a", header=csv_header,
-                                   index=False, float_format="%.6f")
+        pd.DataFrame(frame).to_csv(
+            csv_path, mode="w" if csv_header else "a", header=csv_header, index=False, float_format="%.6f"
+        )
         csv_header = False
         written += take
         replica += 1

@@ -33,21 +33,39 @@ import numpy as np
 # The taxi model's feature roles, written out by hand as a plain TensorFlow user would
 # (the pipeline derives the same ones from the schema and configs/local.toml).
 F = SimpleNamespace(
-    LABEL_KEY="tips", FARE_KEY="fare", BIG_TIP_FRACTION=0.2,
+    LABEL_KEY="tips",
+    FARE_KEY="fare",
+    BIG_TIP_FRACTION=0.2,
     DENSE_FLOAT_FEATURE_KEYS=("trip_miles", "fare", "trip_seconds"),
     BUCKET_FEATURE_KEYS=("pickup_latitude", "pickup_longitude", "dropoff_latitude", "dropoff_longitude"),
     FEATURE_BUCKET_COUNT=10,
-    CATEGORICAL_FEATURE_MAX_VALUES={"trip_start_hour": 24, "trip_start_day": 8, "trip_start_month": 13,
-                                    "pickup_community_area": 78, "dropoff_community_area": 78},
-    VOCAB_FEATURE_KEYS=("payment_type", "company"), VOCAB_SIZE=1000, OOV_SIZE=10,
+    CATEGORICAL_FEATURE_MAX_VALUES={
+        "trip_start_hour": 24,
+        "trip_start_day": 8,
+        "trip_start_month": 13,
+        "pickup_community_area": 78,
+        "dropoff_community_area": 78,
+    },
+    VOCAB_FEATURE_KEYS=("payment_type", "company"),
+    VOCAB_SIZE=1000,
+    OOV_SIZE=10,
     transformed_name=lambda key: f"{key}_xf",
 )
 
 LOG = logging.getLogger("benchmarks.plain_tf")
 
 FLOAT = ("fare", "tips", "trip_miles") + F.BUCKET_FEATURE_KEYS
-INT = ("trip_seconds", "trip_start_hour", "trip_start_day", "trip_start_month", "trip_start_timestamp",
-       "pickup_community_area", "dropoff_community_area", "pickup_census_tract", "dropoff_census_tract")
+INT = (
+    "trip_seconds",
+    "trip_start_hour",
+    "trip_start_day",
+    "trip_start_month",
+    "trip_start_timestamp",
+    "pickup_community_area",
+    "dropoff_community_area",
+    "pickup_census_tract",
+    "dropoff_census_tract",
+)
 STRING = F.VOCAB_FEATURE_KEYS
 MISSING_INT = -1  # every integer feature is >= 0 when present
 
@@ -74,8 +92,12 @@ def read(files: list[str]) -> tuple[dict, dict]:
         parsed["_eval"] = tf.strings.to_hash_bucket_fast(serialized, 3) >= 2  # 2:1
         return parsed
 
-    ds = (tf.data.TFRecordDataset(files, compression_type="GZIP", num_parallel_reads=len(files))
-          .batch(8192).map(parse, num_parallel_calls=tf.data.AUTOTUNE).prefetch(2))
+    ds = (
+        tf.data.TFRecordDataset(files, compression_type="GZIP", num_parallel_reads=len(files))
+        .batch(8192)
+        .map(parse, num_parallel_calls=tf.data.AUTOTUNE)
+        .prefetch(2)
+    )
     chunks: dict[str, list] = {}
     for batch in ds:
         for k, v in batch.items():
@@ -95,27 +117,37 @@ def statistics(split: dict) -> dict:
             out[k] = {"present": int(present.size), "distinct": int(values.size)}
         else:
             present = v[~np.isnan(v)] if k in FLOAT else v[v != MISSING_INT]
-            out[k] = {"present": int(present.size), "mean": float(present.mean()) if present.size else None,
-                      "std": float(present.std()) if present.size else None,
-                      "min": float(present.min()) if present.size else None,
-                      "max": float(present.max()) if present.size else None}
+            out[k] = {
+                "present": int(present.size),
+                "mean": float(present.mean()) if present.size else None,
+                "std": float(present.std()) if present.size else None,
+                "min": float(present.min()) if present.size else None,
+                "max": float(present.max()) if present.size else None,
+            }
     return out
 
 
 def analyse(train: dict) -> dict:
     """Transform's analysers on the train split: z-score moments, quantiles, vocabularies."""
-    filled = {k: (np.nan_to_num(train[k], nan=0.0) if k in FLOAT else np.where(train[k] == MISSING_INT, 0, train[k]))
-              .astype(np.float64) for k in F.DENSE_FLOAT_FEATURE_KEYS}
-    out = {"mean": {k: float(v.mean()) for k, v in filled.items()},
-           "std": {k: float(v.std()) or 1.0 for k, v in filled.items()},
-           "boundaries": {}, "vocab": {}}
+    filled = {
+        k: (np.nan_to_num(train[k], nan=0.0) if k in FLOAT else np.where(train[k] == MISSING_INT, 0, train[k])).astype(
+            np.float64
+        )
+        for k in F.DENSE_FLOAT_FEATURE_KEYS
+    }
+    out = {
+        "mean": {k: float(v.mean()) for k, v in filled.items()},
+        "std": {k: float(v.std()) or 1.0 for k, v in filled.items()},
+        "boundaries": {},
+        "vocab": {},
+    }
     qs = np.linspace(0, 1, F.FEATURE_BUCKET_COUNT + 1)[1:-1]
     for k in F.BUCKET_FEATURE_KEYS:
         present = train[k][~np.isnan(train[k])]
         out["boundaries"][k] = [float(b) for b in np.unique(np.quantile(present, qs))] if present.size else [0.0]
     for k in F.VOCAB_FEATURE_KEYS:
         values, counts = np.unique(train[k], return_counts=True)
-        order = np.argsort(-counts, kind="stable")[:F.VOCAB_SIZE]
+        order = np.argsort(-counts, kind="stable")[: F.VOCAB_SIZE]
         out["vocab"][k] = [values[i] for i in order]
     return out
 
@@ -130,13 +162,16 @@ class Preprocess:
         self.tables = {
             k: tf.lookup.StaticHashTable(
                 tf.lookup.KeyValueTensorInitializer(tf.constant(v, tf.string), tf.range(len(v), dtype=tf.int64)),
-                default_value=len(v))  # one out-of-vocabulary id
-            for k, v in analysed["vocab"].items()}
+                default_value=len(v),
+            )  # one out-of-vocabulary id
+            for k, v in analysed["vocab"].items()
+        }
 
     def __call__(self, raw: dict) -> tuple[dict, object]:
         import tensorflow as tf
 
         a, out = self.analysed, {}
+
         def zero_nan(x):
             return tf.where(tf.math.is_nan(x), tf.zeros_like(x), x)
 
@@ -144,13 +179,15 @@ class Preprocess:
             if x.dtype.is_integer:
                 return tf.cast(tf.where(x == MISSING_INT, tf.zeros_like(x), x), tf.float32)
             return zero_nan(x)
+
         for k in F.DENSE_FLOAT_FEATURE_KEYS:
             out[F.transformed_name(k)] = (filled_float(raw[k]) - a["mean"][k]) / a["std"][k]
         for k in F.BUCKET_FEATURE_KEYS:
             x = raw[k]
             buckets = tf.raw_ops.Bucketize(input=zero_nan(x), boundaries=a["boundaries"][k])
-            out[F.transformed_name(k)] = tf.where(tf.math.is_nan(x), tf.constant(F.FEATURE_BUCKET_COUNT, tf.int64),
-                                                  tf.cast(buckets, tf.int64))
+            out[F.transformed_name(k)] = tf.where(
+                tf.math.is_nan(x), tf.constant(F.FEATURE_BUCKET_COUNT, tf.int64), tf.cast(buckets, tf.int64)
+            )
         for k, max_value in F.CATEGORICAL_FEATURE_MAX_VALUES.items():
             x = raw[k]
             out[F.transformed_name(k)] = tf.where((x >= 0) & (x < max_value), x, tf.zeros_like(x))
@@ -213,15 +250,23 @@ def main(argv: list[str] | None = None) -> int:
         return ds.batch(batch).map(preprocess, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
 
     model = build_keras_model()
-    model.fit(dataset(train, args.batch_size, True), epochs=1, steps_per_epoch=args.steps,
-              validation_data=dataset(evaluation, args.batch_size, True), validation_steps=args.eval_steps,
-              verbose=0)
+    model.fit(
+        dataset(train, args.batch_size, True),
+        epochs=1,
+        steps_per_epoch=args.steps,
+        validation_data=dataset(evaluation, args.batch_size, True),
+        validation_steps=args.eval_steps,
+        verbose=0,
+    )
     t = phase("train", t)
 
-    scores = np.concatenate([
-        model.predict_on_batch(features).reshape(-1)
-        for features, _ in dataset({k: v for k, v in evaluation.items()}, 8192, False)])
-    labels = (np.nan_to_num(evaluation[F.LABEL_KEY]) > np.nan_to_num(evaluation[F.FARE_KEY]) * F.BIG_TIP_FRACTION)
+    scores = np.concatenate(
+        [
+            model.predict_on_batch(features).reshape(-1)
+            for features, _ in dataset({k: v for k, v in evaluation.items()}, 8192, False)
+        ]
+    )
+    labels = np.nan_to_num(evaluation[F.LABEL_KEY]) > np.nan_to_num(evaluation[F.FARE_KEY]) * F.BIG_TIP_FRACTION
     auc = float(roc_auc_score(labels, scores))
     per_hour = auc_by(labels, scores, evaluation["trip_start_hour"])
     t = phase("evaluate", t)
@@ -240,10 +285,16 @@ def main(argv: list[str] | None = None) -> int:
     serving = Serving()
     tf.saved_model.save(serving, args.out, signatures={"serving_default": serving.serve})
     t = phase("export", t)
-    result = {"rows": rows, "train_rows": len(train[F.LABEL_KEY]), "eval_rows": len(labels),
-              "auc": auc, "auc_per_hour": per_hour, "phases": phases,
-              "total_s": round(time.monotonic() - start, 2),
-              "features_with_stats": len(stats["train"])}
+    result = {
+        "rows": rows,
+        "train_rows": len(train[F.LABEL_KEY]),
+        "eval_rows": len(labels),
+        "auc": auc,
+        "auc_per_hour": per_hour,
+        "phases": phases,
+        "total_s": round(time.monotonic() - start, 2),
+        "features_with_stats": len(stats["train"]),
+    }
     print("RESULT " + json.dumps(result), flush=True)
     return 0
 
@@ -264,14 +315,21 @@ def build_keras_model(hidden_units=(64, 32, 16), learning_rate: float = 1e-3):
     deep = tf.keras.layers.concatenate(list(deep_inputs.values()))
     for units in hidden_units:
         deep = tf.keras.layers.Dense(units, activation="relu")(deep)
-    wide = tf.keras.layers.concatenate([
-        tf.keras.layers.CategoryEncoding(num_tokens=n, output_mode="one_hot")(wide_inputs[name])
-        for name, n in num_tokens.items()])
+    wide = tf.keras.layers.concatenate(
+        [
+            tf.keras.layers.CategoryEncoding(num_tokens=n, output_mode="one_hot")(wide_inputs[name])
+            for name, n in num_tokens.items()
+        ]
+    )
     output = tf.keras.layers.Dense(1, activation="sigmoid", name="probability")(
-        tf.keras.layers.concatenate([deep, wide]))
+        tf.keras.layers.concatenate([deep, wide])
+    )
     model = tf.keras.Model(inputs={**deep_inputs, **wide_inputs}, outputs=output)
-    model.compile(loss="binary_crossentropy", optimizer=tf.keras.optimizers.Adam(learning_rate=learning_rate),
-                  metrics=[tf.keras.metrics.BinaryAccuracy(), tf.keras.metrics.AUC(name="auc")])
+    model.compile(
+        loss="binary_crossentropy",
+        optimizer=tf.keras.optimizers.Adam(learning_rate=learning_rate),
+        metrics=[tf.keras.metrics.BinaryAccuracy(), tf.keras.metrics.AUC(name="auc")],
+    )
     return model
 
 

@@ -52,8 +52,9 @@ def tree_memory(root: psutil.Process) -> tuple[float, float, int]:
     return rss / 2**20, pss / 2**20, alive
 
 
-def run_measured(cmd: list[str], *, log_path: str, interval: float = 0.25, cwd: str | None = None,
-                 env: dict | None = None) -> tuple[Usage, str]:
+def run_measured(
+    cmd: list[str], *, log_path: str, interval: float = 0.25, cwd: str | None = None, env: dict | None = None
+) -> tuple[Usage, str]:
     """Run `cmd` (stdout+stderr to `log_path`), sampling its tree's memory every `interval` s.
 
     Returns the usage and the command's stdout text.

@@ -8,10 +8,14 @@ import json
 from dataclasses import asdict, dataclass, field
 
 SYSTEMS = ("ours-cold", "ours-rerun", "ours-third", "ours-edit", "tfx-example", "plain-tf")
-LABELS = {"ours-cold": "our DAG, cold", "ours-rerun": "our DAG, rerun (nothing changed)",
-          "ours-third": "our DAG, third run (all cached)",
-          "ours-edit": "our DAG, rerun after an edit to the model code",
-          "tfx-example": "TFX taxi example, cold", "plain-tf": "plain TensorFlow"}
+LABELS = {
+    "ours-cold": "our DAG, cold",
+    "ours-rerun": "our DAG, rerun (nothing changed)",
+    "ours-third": "our DAG, third run (all cached)",
+    "ours-edit": "our DAG, rerun after an edit to the model code",
+    "tfx-example": "TFX taxi example, cold",
+    "plain-tf": "plain TensorFlow",
+}
 
 
 @dataclass
@@ -129,16 +133,20 @@ def _top_components(r: RunResult, n: int = 4) -> str:
 
 def table(results: list[RunResult]) -> str:
     """A Markdown table: one row per size and system, then ratios and targets per size."""
-    lines = ["| rows | run | wall s | rows/s | peak PSS MB | peak RSS MB | AUC | largest parts (s) |",
-             "|---:|---|---:|---:|---:|---:|---:|---|"]
+    lines = [
+        "| rows | run | wall s | rows/s | peak PSS MB | peak RSS MB | AUC | largest parts (s) |",
+        "|---:|---|---:|---:|---:|---:|---:|---|",
+    ]
     for rows, runs in by_size(results).items():
         for system in SYSTEMS:
             r = runs.get(system)
             if r is None:
                 continue
             status = "" if r.ok else " FAILED"
-            lines.append(f"| {rows:,} | {LABELS[system]}{status} | {r.wall_s:.1f} | {r.rows_per_s:,.0f} | "
-                         f"{r.peak_pss_mb:,.0f} | {r.peak_rss_mb:,.0f} | {_fmt(r.auc, '.4f')} | {_top_components(r)} |")
+            lines.append(
+                f"| {rows:,} | {LABELS[system]}{status} | {r.wall_s:.1f} | {r.rows_per_s:,.0f} | "
+                f"{r.peak_pss_mb:,.0f} | {r.peak_rss_mb:,.0f} | {_fmt(r.auc, '.4f')} | {_top_components(r)} |"
+            )
     return "\n".join(lines)
 
 
@@ -150,11 +158,15 @@ def ratios_text(results: list[RunResult]) -> str:
             continue
         parts = []
         if tfx:
-            parts.append(f"ours/TFX wall {_fmt(ratio(cold.wall_s, tfx.wall_s), '.2f')}x, "
-                         f"memory {_fmt(ratio(cold.peak_pss_mb, tfx.peak_pss_mb), '.2f')}x")
+            parts.append(
+                f"ours/TFX wall {_fmt(ratio(cold.wall_s, tfx.wall_s), '.2f')}x, "
+                f"memory {_fmt(ratio(cold.peak_pss_mb, tfx.peak_pss_mb), '.2f')}x"
+            )
         if plain:
-            parts.append(f"ours/plain wall {_fmt(ratio(cold.wall_s, plain.wall_s), '.2f')}x, "
-                         f"memory {_fmt(ratio(cold.peak_pss_mb, plain.peak_pss_mb), '.2f')}x")
+            parts.append(
+                f"ours/plain wall {_fmt(ratio(cold.wall_s, plain.wall_s), '.2f')}x, "
+                f"memory {_fmt(ratio(cold.peak_pss_mb, plain.peak_pss_mb), '.2f')}x"
+            )
         if rerun:
             parts.append(f"rerun {rerun.wall_s:.1f} s")
         if third:

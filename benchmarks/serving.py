@@ -37,9 +37,15 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def summary(name: str, latencies: list[float], elapsed: float, clients: int) -> dict:
-    return {"path": name, "clients": clients, "requests": len(latencies), "requests_per_s": len(latencies) / elapsed,
-            "p50_ms": percentile(latencies, 50) * 1000, "p99_ms": percentile(latencies, 99) * 1000,
-            "mean_ms": statistics.fmean(latencies) * 1000}
+    return {
+        "path": name,
+        "clients": clients,
+        "requests": len(latencies),
+        "requests_per_s": len(latencies) / elapsed,
+        "p50_ms": percentile(latencies, 50) * 1000,
+        "p99_ms": percentile(latencies, 99) * 1000,
+        "mean_ms": statistics.fmean(latencies) * 1000,
+    }
 
 
 def run_clients(clients: int, per_client: int, make_call) -> tuple[list[float], float]:
@@ -98,8 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     base = os.path.abspath(args.model_base_path or os.path.join(cfg.path("serving_dir"), cfg.model_name))
     version = latest_version(base)
     if version is None:
-        print(f"error: no model version under {base}: run `make run` first, or pass --model-base-path",
-              file=sys.stderr)
+        print(f"error: no model version under {base}: run `make run` first, or pass --model-base-path", file=sys.stderr)
         return 2
 
     import grpc
@@ -116,15 +121,33 @@ def main(argv: list[str] | None = None) -> int:
     # in-process: the SavedModel's own signature, same examples, one thread
     tensor = tf.constant(examples)
     signature(**{input_key: tensor})  # trace/warm
-    latencies, elapsed = run_clients(1, args.requests, lambda: (lambda: signature(**{input_key: tf.constant(examples)})))
+    latencies, elapsed = run_clients(1, args.requests, lambda: lambda: signature(**{input_key: tf.constant(examples)}))
     results.append(summary("in-process SavedModel", latencies, elapsed, 1))
 
     with tempfile.TemporaryDirectory(prefix="bench-serving-") as tmp:
         port_file = os.path.join(tmp, "ports")
         log = open(os.path.join(tmp, "server.log"), "w")
-        server = subprocess.Popen([sys.executable, "-m", "serving", "serve", "--model-name", name,
-                                   "--model-base-path", base, "--rest-port", "0", "--grpc-port", "0",
-                                   "--port-file", port_file], cwd=PROJECT_DIR, stdout=log, stderr=subprocess.STDOUT)
+        server = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "serving",
+                "serve",
+                "--model-name",
+                name,
+                "--model-base-path",
+                base,
+                "--rest-port",
+                "0",
+                "--grpc-port",
+                "0",
+                "--port-file",
+                port_file,
+            ],
+            cwd=PROJECT_DIR,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
         try:
             while not os.path.exists(port_file):
                 if server.poll() is not None:
@@ -142,13 +165,16 @@ def main(argv: list[str] | None = None) -> int:
                     data = response.read()
                     if response.status != 200:
                         raise RuntimeError(data[:200])
+
                 return call
 
             request = predict_pb2.PredictRequest(model_spec={"name": name})
             request.inputs[input_key].CopyFrom(tf.make_tensor_proto(examples, dtype=tf.string))
 
             def grpc_call():
-                stub = prediction_service_pb2_grpc.PredictionServiceStub(grpc.insecure_channel(f"127.0.0.1:{grpc_port}"))
+                stub = prediction_service_pb2_grpc.PredictionServiceStub(
+                    grpc.insecure_channel(f"127.0.0.1:{grpc_port}")
+                )
                 return lambda: stub.Predict(request, timeout=120)
 
             for label, make_call in (("REST predict", rest_call), ("gRPC predict", grpc_call)):
@@ -164,12 +190,17 @@ def main(argv: list[str] | None = None) -> int:
     print(f"model {name} version {version}, {args.batch} example(s) per request, {os.cpu_count()} CPUs")
     print(f"{'path':<24}{'clients':>8}{'requests':>10}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}")
     for r in results:
-        print(f"{r['path']:<24}{r['clients']:>8}{r['requests']:>10}{r['requests_per_s']:>10.0f}"
-              f"{r['p50_ms']:>10.2f}{r['p99_ms']:>10.2f}")
+        print(
+            f"{r['path']:<24}{r['clients']:>8}{r['requests']:>10}{r['requests_per_s']:>10.0f}"
+            f"{r['p50_ms']:>10.2f}{r['p99_ms']:>10.2f}"
+        )
     os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
     with open(args.output, "w") as f:
-        json.dump({"model": name, "version": version, "batch": args.batch, "cpus": os.cpu_count(),
-                   "results": results}, f, indent=1)
+        json.dump(
+            {"model": name, "version": version, "batch": args.batch, "cpus": os.cpu_count(), "results": results},
+            f,
+            indent=1,
+        )
     print("saved", args.output)
     return 0
 

@@ -33,8 +33,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data-root", required=True, help="directory holding the CSV file(s)")
     parser.add_argument("--workdir", required=True)
-    parser.add_argument("--beam-arg", action="append", default=None,
-                        help="replace the example's Beam arguments (repeatable)")
+    parser.add_argument(
+        "--beam-arg", action="append", default=None, help="replace the example's Beam arguments (repeatable)"
+    )
     args = parser.parse_args(argv)
 
     from pipeline.progress import ComponentProgress, configure_logging

@@ -31,8 +31,11 @@ def latest_version_dir(model_base_path: str) -> str | None:
     """TF Serving's rule (serving.layout), through TFX's fileio so that gs:// works too."""
     if not fileio.exists(model_base_path):
         return None
-    numbered = [int(name) for name in (n.rstrip("/") for n in fileio.listdir(model_base_path))
-                if layout.is_version_name(name) and fileio.isdir(os.path.join(model_base_path, name))]
+    numbered = [
+        int(name)
+        for name in (n.rstrip("/") for n in fileio.listdir(model_base_path))
+        if layout.is_version_name(name) and fileio.isdir(os.path.join(model_base_path, name))
+    ]
     return os.path.join(model_base_path, str(max(numbered))) if numbered else None
 
 
@@ -56,8 +59,9 @@ class EvaluatorExecutor(evaluator_executor.Executor):
         key = standard_component_specs.BASELINE_MODEL_KEY
         if key in input_dict:
             input_dict = dict(input_dict)
-            input_dict[key] = [m for m in input_dict[key]
-                               if not m.has_custom_property(FOUND) or m.get_int_custom_property(FOUND)]
+            input_dict[key] = [
+                m for m in input_dict[key] if not m.has_custom_property(FOUND) or m.get_int_custom_property(FOUND)
+            ]
         return super().Do(input_dict, output_dict, exec_properties)
 
 

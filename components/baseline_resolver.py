@@ -21,8 +21,9 @@ class PreviousBlessedModelStrategy(LatestBlessedModelStrategy):
     `candidate` (the Trainer's model of this run). Output: the newest blessed model that is
     not the candidate, and its blessing; none on a first run."""
 
-    def resolve_artifacts(self, store, input_dict: Dict[str, List[types.Artifact]]
-                          ) -> Optional[Dict[str, List[types.Artifact]]]:
+    def resolve_artifacts(
+        self, store, input_dict: Dict[str, List[types.Artifact]]
+    ) -> Optional[Dict[str, List[types.Artifact]]]:
         inputs = dict(input_dict)
         candidate = inputs.pop(CANDIDATE, [])
         excluded = {a.id for a in candidate}

@@ -41,8 +41,15 @@ def _is_numeric(stats, name: str) -> bool:
     return False
 
 
-def compare(new_stats, previous_stats, schema, features: list[str], l_infinity: float,
-            jensen_shannon: float, per_feature: dict[str, float]) -> list[dict]:
+def compare(
+    new_stats,
+    previous_stats,
+    schema,
+    features: list[str],
+    l_infinity: float,
+    jensen_shannon: float,
+    per_feature: dict[str, float],
+) -> list[dict]:
     """One row per compared feature: {feature, measure, value, threshold, drifted}.
 
     `new_stats` / `previous_stats`: DatasetFeatureStatisticsList of the two spans.
@@ -78,17 +85,23 @@ def compare(new_stats, previous_stats, schema, features: list[str], l_infinity: 
     for info in anomalies.drift_skew_info:
         for m in info.drift_measurements:
             values[".".join(info.path.step)] = m.value
-    drifted = {name for name, info in anomalies.anomaly_info.items()
-               if any(anomalies_pb2.AnomalyInfo.Type.Name(r.type) in _DRIFT_TYPES for r in info.reason)}
+    drifted = {
+        name
+        for name, info in anomalies.anomaly_info.items()
+        if any(anomalies_pb2.AnomalyInfo.Type.Name(r.type) in _DRIFT_TYPES for r in info.reason)
+    }
     # A feature absent from either span has no measurement (ExampleValidator judges absence).
-    return [{"feature": name, "measure": measure, "value": values[name], "threshold": threshold,
-             "drifted": name in drifted} for name, (measure, threshold) in sorted(measures.items())
-            if name in values]
+    return [
+        {"feature": name, "measure": measure, "value": values[name], "threshold": threshold, "drifted": name in drifted}
+        for name, (measure, threshold) in sorted(measures.items())
+        if name in values
+    ]
 
 
 def describe(rows: list[dict]) -> str:
-    return ", ".join(f"{r['feature']} ({r['measure']} {r['value']:.3f} > {r['threshold']:g})"
-                     for r in rows if r["drifted"])
+    return ", ".join(
+        f"{r['feature']} ({r['measure']} {r['value']:.3f} > {r['threshold']:g})" for r in rows if r["drifted"]
+    )
 
 
 def _stats(statistics_uri: str, split: str):
@@ -100,9 +113,15 @@ def _stats(statistics_uri: str, split: str):
 
 
 @component
-def DriftCheck(statistics: InputArtifact[ExampleStatistics], schema: InputArtifact[Schema],
-               examples: InputArtifact[Examples], drift: OutputArtifact[ExampleAnomalies],
-               features: Parameter[str], thresholds: Parameter[str], fail_on_drift: Parameter[int] = 1):
+def DriftCheck(
+    statistics: InputArtifact[ExampleStatistics],
+    schema: InputArtifact[Schema],
+    examples: InputArtifact[Examples],
+    drift: OutputArtifact[ExampleAnomalies],
+    features: Parameter[str],
+    thresholds: Parameter[str],
+    fail_on_drift: Parameter[int] = 1,
+):
     """`features`: JSON list of the model's input features; `thresholds`: JSON
     {"l_infinity": x, "jensen_shannon": y, "features": {name: threshold}}."""
     from tfx.types import artifact_utils
@@ -111,8 +130,11 @@ def DriftCheck(statistics: InputArtifact[ExampleStatistics], schema: InputArtifa
     from components.example_gen import PREVIOUS_SPAN_PROPERTY, PREVIOUS_SPAN_SPLIT, SPAN_SPLIT
 
     span = examples.span
-    previous = examples.get_int_custom_property(PREVIOUS_SPAN_PROPERTY) \
-        if examples.has_custom_property(PREVIOUS_SPAN_PROPERTY) else -1
+    previous = (
+        examples.get_int_custom_property(PREVIOUS_SPAN_PROPERTY)
+        if examples.has_custom_property(PREVIOUS_SPAN_PROPERTY)
+        else -1
+    )
     drift.split_names = artifact_utils.encode_split_names([SPAN_SPLIT])
     drift.set_int_custom_property("new_span", span)
     drift.set_int_custom_property("previous_span", previous)
@@ -123,8 +145,15 @@ def DriftCheck(statistics: InputArtifact[ExampleStatistics], schema: InputArtifa
         return
     limits = json.loads(thresholds)
     schema_proto = io_utils.SchemaReader().read(io_utils.get_only_uri_in_dir(schema.uri))
-    rows = compare(_stats(statistics.uri, SPAN_SPLIT), previous_stats, schema_proto, json.loads(features),
-                   limits.get("l_infinity", 0.0), limits.get("jensen_shannon", 0.0), limits.get("features", {}))
+    rows = compare(
+        _stats(statistics.uri, SPAN_SPLIT),
+        previous_stats,
+        schema_proto,
+        json.loads(features),
+        limits.get("l_infinity", 0.0),
+        limits.get("jensen_shannon", 0.0),
+        limits.get("features", {}),
+    )
     drift.set_string_custom_property(DRIFT_PROPERTY, json.dumps(rows))
     _write_anomalies(drift.uri, rows)
     found = describe(rows)
@@ -148,13 +177,18 @@ def _write_anomalies(uri: str, rows: list[dict]) -> None:
     out = anomalies_pb2.Anomalies()
     for r in rows:
         if r["drifted"]:
-            kind = "COMPARATOR_JENSEN_SHANNON_DIVERGENCE_HIGH" if r["measure"] == JENSEN_SHANNON \
+            kind = (
+                "COMPARATOR_JENSEN_SHANNON_DIVERGENCE_HIGH"
+                if r["measure"] == JENSEN_SHANNON
                 else "COMPARATOR_L_INFTY_HIGH"
+            )
             info = out.anomaly_info[r["feature"]]
             info.severity = anomalies_pb2.AnomalyInfo.ERROR
-            info.reason.add(type=anomalies_pb2.AnomalyInfo.Type.Value(kind), short_description="drift",
-                            description=f"{r['measure']} from the previous span {r['value']:.4f} "
-                                        f"exceeds {r['threshold']:g}")
+            info.reason.add(
+                type=anomalies_pb2.AnomalyInfo.Type.Value(kind),
+                short_description="drift",
+                description=f"{r['measure']} from the previous span {r['value']:.4f} exceeds {r['threshold']:g}",
+            )
     split_dir = os.path.join(uri, f"Split-{SPAN_SPLIT}")
     tf.io.gfile.makedirs(split_dir)
     with tf.io.gfile.GFile(os.path.join(split_dir, "SchemaDiff.pb"), "wb") as f:

@@ -8,7 +8,6 @@ assets.extra/, which TF Serving ignores) only while its headline metrics stay wi
 unnoticed. The numbers go to edge_report.json, the slice report and the run summary.
 """
 
-
 import json
 import logging
 import os
@@ -21,7 +20,7 @@ from tfx.types.standard_artifacts import Examples, Model, ModelBlessing, Transfo
 
 LOG = logging.getLogger(__name__)
 PROGRESS = logging.getLogger("pipeline.edge")
-PUBLISH_DIR = "litert"        # what the Pusher copies into assets.extra/
+PUBLISH_DIR = "litert"  # what the Pusher copies into assets.extra/
 REPORT_FILE = "edge_report.json"
 VARIANTS = ("float", "int8")
 # Per task, when edge_max_drop is empty. Regression errors have the label's unit: 1% of the
@@ -94,8 +93,15 @@ def _gate(task: str, reference: dict, variant: dict, max_drop: dict) -> tuple[di
     return limits, failures
 
 
-def export(examples_uri: str, model_uri: str, transform_uri: str, out_dir: str, plan_json: str,
-           max_drop: dict, representative_examples: int) -> dict:
+def export(
+    examples_uri: str,
+    model_uri: str,
+    transform_uri: str,
+    out_dir: str,
+    plan_json: str,
+    max_drop: dict,
+    representative_examples: int,
+) -> dict:
     """Convert, evaluate, gate; write the files into out_dir. Returns the report."""
     import numpy as np
     import tensorflow as tf
@@ -122,18 +128,22 @@ def export(examples_uri: str, model_uri: str, transform_uri: str, out_dir: str, 
 
     saved = tf.saved_model.load(model_dir)
     serve = saved.signatures["serving_default"]
-    batches = [evaluation[i:i + 1000] for i in range(0, len(evaluation), 1000)]
+    batches = [evaluation[i : i + 1000] for i in range(0, len(evaluation), 1000)]
     reference = np.concatenate([serve(examples=tf.constant(b))[plan.output_key].numpy() for b in batches])
-    labels = np.concatenate([saved.signatures["transform_features"](examples=tf.constant(b))[LABEL_KEY].numpy()
-                             for b in batches]).reshape(-1)
+    labels = np.concatenate(
+        [saved.signatures["transform_features"](examples=tf.constant(b))[LABEL_KEY].numpy() for b in batches]
+    ).reshape(-1)
     sample = evaluation[:LATENCY_EXAMPLES]
     report = {
-        "task": plan.task, "eval_examples": len(evaluation), "representative_examples": len(train),
+        "task": plan.task,
+        "eval_examples": len(evaluation),
+        "representative_examples": len(train),
         "feature_max_abs_diff": feature_diff,
-        "savedmodel": {"metrics": edge.metrics(plan.task, labels, reference),
-                       "latency_ms": _median_ms(lambda e: serve(examples=tf.constant([e])), sample),
-                       "bytes": sum(os.path.getsize(os.path.join(d, f))
-                                    for d, _, fs in os.walk(model_dir) for f in fs)},
+        "savedmodel": {
+            "metrics": edge.metrics(plan.task, labels, reference),
+            "latency_ms": _median_ms(lambda e: serve(examples=tf.constant([e])), sample),
+            "bytes": sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(model_dir) for f in fs),
+        },
     }
     clock("savedmodel_eval")
     with tempfile.TemporaryDirectory() as tmp:
@@ -154,13 +164,17 @@ def export(examples_uri: str, model_uri: str, transform_uri: str, out_dir: str, 
             row = transform(record)
             return runner({k: np.array([[row[k]]], dtype=v.dtype) for k, v in inputs.items()})
 
-        result = {"metrics": edge.metrics(plan.task, labels, scores),
-                  "max_abs_diff": float(np.max(np.abs(scores - reference))),
-                  "bytes": len(content), "latency_ms": _median_ms(one, records)}
+        result = {
+            "metrics": edge.metrics(plan.task, labels, scores),
+            "max_abs_diff": float(np.max(np.abs(scores - reference))),
+            "bytes": len(content),
+            "latency_ms": _median_ms(one, records),
+        }
         if name == "int8":
             result["float_ops"] = edge.float_ops(content)
-        result["max_drop"], result["failures"] = _gate(plan.task, report["savedmodel"]["metrics"],
-                                                       result["metrics"], max_drop)
+        result["max_drop"], result["failures"] = _gate(
+            plan.task, report["savedmodel"]["metrics"], result["metrics"], max_drop
+        )
         result["published"] = not result["failures"]
         report[name] = result
         with open(os.path.join(out_dir, f"model_{name}.tflite"), "wb") as f:
@@ -187,17 +201,22 @@ def export(examples_uri: str, model_uri: str, transform_uri: str, out_dir: str, 
 def describe(report: dict) -> list[str]:
     """The run summary's lines: each variant's metric deltas, size, latency and verdict."""
     base = report["savedmodel"]
-    lines = [f"edge: SavedModel {base['bytes'] / 1e6:.2f} MB, {base['latency_ms']:.2f} ms/example; "
-             f"features equal to Transform's within {report['feature_max_abs_diff']:.1e}"]
+    lines = [
+        f"edge: SavedModel {base['bytes'] / 1e6:.2f} MB, {base['latency_ms']:.2f} ms/example; "
+        f"features equal to Transform's within {report['feature_max_abs_diff']:.1e}"
+    ]
     for name in VARIANTS:
         v = report.get(name)
         if not v:
             continue
-        deltas = ", ".join(f"{m} {v['metrics'][m]:.4f} ({v['metrics'][m] - base['metrics'][m]:+.4f})"
-                           for m in base["metrics"])
+        deltas = ", ".join(
+            f"{m} {v['metrics'][m]:.4f} ({v['metrics'][m] - base['metrics'][m]:+.4f})" for m in base["metrics"]
+        )
         verdict = "published" if v["published"] else "NOT published: " + "; ".join(v["failures"])
-        lines.append(f"edge {name:5s}: {deltas}; max |diff| {v['max_abs_diff']:.2e}; "
-                     f"{v['bytes'] / 1e3:.1f} kB; {v['latency_ms']:.3f} ms/example; {verdict}")
+        lines.append(
+            f"edge {name:5s}: {deltas}; max |diff| {v['max_abs_diff']:.2e}; "
+            f"{v['bytes'] / 1e3:.1f} kB; {v['latency_ms']:.3f} ms/example; {verdict}"
+        )
     return lines
 
 
@@ -216,8 +235,15 @@ def EdgeExport(
         PROGRESS.info("EdgeExport: the model is not blessed; nothing to convert")
         edge_model.set_string_custom_property("published", "")
         return
-    report = export(examples.uri, model.uri, transform_graph.uri, edge_model.uri, plan,
-                    json.loads(max_drop), representative_examples)
+    report = export(
+        examples.uri,
+        model.uri,
+        transform_graph.uri,
+        edge_model.uri,
+        plan,
+        json.loads(max_drop),
+        representative_examples,
+    )
     for line in describe(report):
         LOG.info("%s", line)
     edge_model.set_string_custom_property("published", ",".join(report["published"]))

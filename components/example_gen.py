@@ -86,8 +86,10 @@ def detect_compression(path: str) -> str:
         return GZIP
     if len(head) >= 2 and head[0] & 0x0F == 8 and head[0] >> 4 <= 7 and (head[0] << 8 | head[1]) % 31 == 0:
         return ZLIB
-    raise ExampleGenError(f"{path}: not a TFRecord file (neither gzip, zlib nor uncompressed TFRecord "
-                          f"by its first bytes {head[:4].hex(' ')})")
+    raise ExampleGenError(
+        f"{path}: not a TFRecord file (neither gzip, zlib nor uncompressed TFRecord "
+        f"by its first bytes {head[:4].hex(' ')})"
+    )
 
 
 class CorruptFile(ExampleGenError):
@@ -159,17 +161,19 @@ def read_records(path: str):
             try:
                 chunk = next(chunks, b"")
             except _Broken as e:
-                raise CorruptFile(f"{path}: corrupt or truncated {kind} file: {e}, after {count} good records") from None
+                raise CorruptFile(
+                    f"{path}: corrupt or truncated {kind} file: {e}, after {count} good records"
+                ) from None
             buf, pos = buf[pos:] + chunk, 0
             end_of_buf = len(buf)
             while pos + 12 <= end_of_buf:
                 (length,), (length_crc,) = struct.unpack_from("<Q", buf, pos), struct.unpack_from("<I", buf, pos + 8)
-                if length_crc != _masked_crc32c(buf[pos:pos + 8]):
+                if length_crc != _masked_crc32c(buf[pos : pos + 8]):
                     raise broken("a bad length checksum")
                 stop = pos + 12 + length + 4
                 if stop > end_of_buf:
                     break
-                record = buf[pos + 12:pos + 12 + length]
+                record = buf[pos + 12 : pos + 12 + length]
                 (data_crc,) = struct.unpack_from("<I", buf, stop - 4)
                 crc = google_crc32c.value(record)
                 if data_crc != (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF:
@@ -196,8 +200,10 @@ def _payload_parser(payload_format: int):
         return tf.train.SequenceExample.FromString
     if payload_format == example_gen_pb2.PayloadFormat.FORMAT_PROTO:
         return None
-    raise ExampleGenError(f"output_data_format {payload_format}: this executor reads TFRecords of "
-                          "tf.train.Example, tf.train.SequenceExample or other protos (no Parquet)")
+    raise ExampleGenError(
+        f"output_data_format {payload_format}: this executor reads TFRecords of "
+        "tf.train.Example, tf.train.SequenceExample or other protos (no Parquet)"
+    )
 
 
 def files_for(input_base: str, pattern: str) -> list[str]:
@@ -214,11 +220,13 @@ def spans_of(input_base: str, pattern: str) -> dict[int, list[str]]:
     split = example_gen_pb2.Input.Split(name="single_split", pattern=pattern)
     is_span, is_date, is_version = utils.verify_split_pattern_specs(split)
     glob, regex = utils._create_matching_glob_and_regex(  # pylint: disable=protected-access
-        input_base, split, is_span, is_date, is_version, None)
+        input_base, split, is_span, is_date, is_version, None
+    )
     found: dict[int, list[str]] = {}
     for path in sorted(tf.io.gfile.glob(glob)):
         _, span, _, _ = utils._find_matched_span_version_from_path(  # pylint: disable=protected-access
-            path, regex, is_span, is_date, is_version)
+            path, regex, is_span, is_date, is_version
+        )
         found.setdefault(span, []).append(path)
     return found
 
@@ -269,9 +277,13 @@ class SplitWriter:
 
         tf.io.gfile.makedirs(split_dir)
         options = tf.io.TFRecordOptions(compression_type=GZIP, compression_level=1)
-        self.writers = [tf.io.TFRecordWriter(
-            os.path.join(split_dir, f"{write_split.DEFAULT_TF_RECORD_FILE_NAME}-{i:05d}-of-{shards:05d}.gz"),
-            options) for i in range(shards)]
+        self.writers = [
+            tf.io.TFRecordWriter(
+                os.path.join(split_dir, f"{write_split.DEFAULT_TF_RECORD_FILE_NAME}-{i:05d}-of-{shards:05d}.gz"),
+                options,
+            )
+            for i in range(shards)
+        ]
         self.count = 0
         self.nonfinite: dict[str, list[int]] = {}  # feature -> [NaN values, infinite values]
 
@@ -294,9 +306,15 @@ def shard_count(beam_pipeline_args: list[str] | None) -> int:
     return workers if workers > 0 else (os.cpu_count() or 1)
 
 
-def generate_splits(input_base: str, input_config: example_gen_pb2.Input,
-                    output_config: example_gen_pb2.Output, payload_format: int,
-                    split_dir_of, shards: int, window: dict | None = None) -> dict[str, SplitWriter]:
+def generate_splits(
+    input_base: str,
+    input_config: example_gen_pb2.Input,
+    output_config: example_gen_pb2.Output,
+    payload_format: int,
+    split_dir_of,
+    shards: int,
+    window: dict | None = None,
+) -> dict[str, SplitWriter]:
     """Streams every input record into its split's files; returns {split: its closed writer}
     (with the split's record count and exact NaN / infinity counts).
 
@@ -341,8 +359,16 @@ def generate_splits(input_base: str, input_config: example_gen_pb2.Input,
                 raise ExampleGenError(f"no input files match {os.path.join(input_base, pattern)}")
             for path in paths:
                 copy = writers[extra[path]] if path in extra else None
-                rows[path] = _stream_file(path, parse, fixed_index, buckets, output_config.split_config,
-                                          [writers[n] for n in names], examples, copy)
+                rows[path] = _stream_file(
+                    path,
+                    parse,
+                    fixed_index,
+                    buckets,
+                    output_config.split_config,
+                    [writers[n] for n in names],
+                    examples,
+                    copy,
+                )
     finally:
         for w in writers.values():
             w.close()
@@ -351,8 +377,9 @@ def generate_splits(input_base: str, input_config: example_gen_pb2.Input,
     return writers
 
 
-def _stream_file(path, parse, fixed_index, buckets, split_config, writers, examples: bool,
-                 copy: SplitWriter | None = None) -> int:
+def _stream_file(
+    path, parse, fixed_index, buckets, split_config, writers, examples: bool, copy: SplitWriter | None = None
+) -> int:
     """Returns the file's record count. `fixed_index` -1: the records go to `copy` only."""
     partition = base_example_gen_executor._PartitionFn  # TFX's own: identical splits
     index = -1
@@ -361,14 +388,18 @@ def _stream_file(path, parse, fixed_index, buckets, split_config, writers, examp
             try:
                 record = parse(raw)
             except Exception:  # protobuf's DecodeError
-                raise ExampleGenError(f"{path}: record {index} does not parse as the configured "
-                                      "payload (tf.train.Example by default)") from None
+                raise ExampleGenError(
+                    f"{path}: record {index} does not parse as the configured payload (tf.train.Example by default)"
+                ) from None
         else:
             record = raw
         targets = [copy] if copy is not None else []
         if fixed_index != -1:
-            targets.append(writers[fixed_index if fixed_index is not None else partition(
-                record, len(buckets), buckets, split_config)])
+            targets.append(
+                writers[
+                    fixed_index if fixed_index is not None else partition(record, len(buckets), buckets, split_config)
+                ]
+            )
         for writer in targets:
             writer.write(raw)
             if examples and (b"\x7f" in raw or b"\xff" in raw):
@@ -405,8 +436,7 @@ class Executor(base_beam_executor.BaseBeamExecutor):
     # driver resolves its spans and fingerprints the input (pipeline/kfp_entrypoint.py).
     FILE_BASED = True
 
-    def Do(self, input_dict: dict[str, list], output_dict: dict[str, list],
-           exec_properties: dict[str, Any]) -> None:
+    def Do(self, input_dict: dict[str, list], output_dict: dict[str, list], exec_properties: dict[str, Any]) -> None:
         self._log_startup(input_dict, output_dict, exec_properties)
         input_config = example_gen_pb2.Input()
         proto_utils.json_to_proto(exec_properties[standard_component_specs.INPUT_CONFIG_KEY], input_config)
@@ -422,18 +452,27 @@ class Executor(base_beam_executor.BaseBeamExecutor):
             span = int(exec_properties.get(utils.SPAN_PROPERTY_NAME) or 0)
             present = spans_of(exec_properties[standard_component_specs.INPUT_BASE_KEY], pattern)
             chosen, previous = window_of(present, span, size)
-            window = {"spans": {s: present[s] for s in chosen}, "span": span,
-                      "previous": (previous, present[previous]) if previous is not None else None}
+            window = {
+                "spans": {s: present[s] for s in chosen},
+                "span": span,
+                "previous": (previous, present[previous]) if previous is not None else None,
+            }
             names = names + [SPAN_SPLIT] + ([PREVIOUS_SPAN_SPLIT] if previous is not None else [])
         artifact.split_names = artifact_utils.encode_split_names(names)
 
         payload_format = exec_properties.get(standard_component_specs.OUTPUT_DATA_FORMAT_KEY)
-        file_format = exec_properties.get(standard_component_specs.OUTPUT_FILE_FORMAT_KEY,
-                                          example_gen_pb2.FILE_FORMAT_UNSPECIFIED)
+        file_format = exec_properties.get(
+            standard_component_specs.OUTPUT_FILE_FORMAT_KEY, example_gen_pb2.FILE_FORMAT_UNSPECIFIED
+        )
         splits = generate_splits(
-            exec_properties[standard_component_specs.INPUT_BASE_KEY], input_config, output_config,
-            payload_format, lambda name: artifact_utils.get_split_uri(examples, name),
-            shard_count(self._beam_pipeline_args), window)
+            exec_properties[standard_component_specs.INPUT_BASE_KEY],
+            input_config,
+            output_config,
+            payload_format,
+            lambda name: artifact_utils.get_split_uri(examples, name),
+            shard_count(self._beam_pipeline_args),
+            window,
+        )
         # The same properties, set the same way, as TFX's base executor (base_example_gen_executor.py, Do).
         for a in examples:
             if payload_format:
@@ -446,10 +485,15 @@ class Executor(base_beam_executor.BaseBeamExecutor):
             artifact.span = window["span"]
             rows = {str(s): n for s, n in window["rows"].items()}
             artifact.set_string_custom_property(WINDOW_PROPERTY, json.dumps(rows))
-            artifact.set_int_custom_property(PREVIOUS_SPAN_PROPERTY,
-                                             -1 if window["previous"] is None else window["previous"][0])
-            logging.info("Span %d, window %s (records per span), previous span %s", window["span"], rows,
-                         window["previous"][0] if window["previous"] else "none")
+            artifact.set_int_custom_property(
+                PREVIOUS_SPAN_PROPERTY, -1 if window["previous"] is None else window["previous"][0]
+            )
+            logging.info(
+                "Span %d, window %s (records per span), previous span %s",
+                window["span"],
+                rows,
+                window["previous"][0] if window["previous"] else "none",
+            )
         logging.info("Examples generated: %s", ", ".join(f"{w.count} {name}" for name, w in splits.items()))
 
 

@@ -66,11 +66,31 @@ class LoopbackServingRunner(base_runner.BaseModelServerRunner):
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [PROJECT_DIR, os.environ.get("PYTHONPATH")])))
         with open(self._log_path, "wb") as log:
             self._process = subprocess.Popen(
-                [sys.executable, "-m", "serving", "serve", "--model-name", self._model_name,
-                 "--model-base-path", self._model_base_path, "--host", "127.0.0.1",
-                 "--grpc-port", "0", "--rest-port", "-1", "--port-file", self._port_path],
-                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                cwd=PROJECT_DIR, env=env, start_new_session=True)
+                [
+                    sys.executable,
+                    "-m",
+                    "serving",
+                    "serve",
+                    "--model-name",
+                    self._model_name,
+                    "--model-base-path",
+                    self._model_base_path,
+                    "--host",
+                    "127.0.0.1",
+                    "--grpc-port",
+                    "0",
+                    "--rest-port",
+                    "-1",
+                    "--port-file",
+                    self._port_path,
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                cwd=PROJECT_DIR,
+                env=env,
+                start_new_session=True,
+            )
         LOG.info("started model server pid %d: %r", self._process.pid, self)
 
     @property
@@ -129,11 +149,15 @@ class Executor(tfx_executor.Executor):
         blessing = artifact_utils.get_single_instance(output_dict[standard_component_specs.BLESSING_KEY])
         sent = ", ".join(f"{n} {kind}" for kind, n in sorted(self._sent.items())) or "no requests"
         if blessing.get_int_custom_property("blessed"):
-            PROGRESS.info("InfraValidator: model loaded and answered TF Serving requests (%s) in %.1f s: infra-blessed",
-                          sent, time.monotonic() - started)
+            PROGRESS.info(
+                "InfraValidator: model loaded and answered TF Serving requests (%s) in %.1f s: infra-blessed",
+                sent,
+                time.monotonic() - started,
+            )
         else:
-            PROGRESS.info("InfraValidator: model NOT infra-blessed (failed to load or to answer; "
-                          "server log in the run log)")
+            PROGRESS.info(
+                "InfraValidator: model NOT infra-blessed (failed to load or to answer; server log in the run log)"
+            )
 
     def _ValidateOnce(self, model_path, serving_binary, serving_spec, validation_spec, requests):
         self._sent = Counter(type(r).__name__.replace("Request", "") for r in requests)
@@ -141,9 +165,13 @@ class Executor(tfx_executor.Executor):
         # blessing), whichever server runs: TFX sends Predict requests only.
         check_exported_signatures(model_path)
         if serving_spec.WhichOneof("serving_platform"):
-            return super()._ValidateOnce(model_path=model_path, serving_binary=serving_binary,
-                                         serving_spec=serving_spec, validation_spec=validation_spec,
-                                         requests=requests)
+            return super()._ValidateOnce(
+                model_path=model_path,
+                serving_binary=serving_binary,
+                serving_spec=serving_spec,
+                validation_spec=validation_spec,
+                requests=requests,
+            )
         # The same steps as TFX's _ValidateOnce, with the loopback runner.
         deadline = time.time() + validation_spec.max_loading_time_seconds
         runner = LoopbackServingRunner(model_path, serving_spec)
@@ -172,8 +200,9 @@ def check_platform(exec_properties) -> None:
     """
     from tfx.utils import proto_utils
 
-    spec = proto_utils.json_to_proto(exec_properties[standard_component_specs.SERVING_SPEC_KEY],
-                                     infra_validator_pb2.ServingSpec())
+    spec = proto_utils.json_to_proto(
+        exec_properties[standard_component_specs.SERVING_SPEC_KEY], infra_validator_pb2.ServingSpec()
+    )
     if spec.WhichOneof("serving_platform") != "kubernetes":
         return
     # KUBERNETES_SERVICE_HOST: what the in-cluster config TFX loads first requires.
@@ -182,7 +211,8 @@ def check_platform(exec_properties) -> None:
         raise RuntimeError(
             "infra_validator_runner 'kubernetes' starts TF Serving as a pod beside this task: it needs a "
             f"KFP pod, with {', '.join(KUBERNETES_ENV)} set; missing here: {', '.join(missing)}. Run the "
-            "task through pipeline.kfp_entrypoint (it sets KFP_NAMESPACE), or set infra_validator_runner = \"local\"")
+            'task through pipeline.kfp_entrypoint (it sets KFP_NAMESPACE), or set infra_validator_runner = "local"'
+        )
 
 
 class InfraValidator(base_component.BaseComponent):
@@ -199,9 +229,21 @@ class InfraValidator(base_component.BaseComponent):
     EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(Executor)
     DRIVER_CLASS = base_driver.BaseDriver
 
-    def __init__(self, model, serving_spec: infra_validator_pb2.ServingSpec, examples=None,
-                 request_spec: Optional[infra_validator_pb2.RequestSpec] = None,
-                 validation_spec: Optional[infra_validator_pb2.ValidationSpec] = None):
-        super().__init__(spec=standard_component_specs.InfraValidatorSpec(
-            model=model, examples=examples, blessing=types.Channel(type=standard_artifacts.InfraBlessing),
-            serving_spec=serving_spec, validation_spec=validation_spec, request_spec=request_spec))
+    def __init__(
+        self,
+        model,
+        serving_spec: infra_validator_pb2.ServingSpec,
+        examples=None,
+        request_spec: Optional[infra_validator_pb2.RequestSpec] = None,
+        validation_spec: Optional[infra_validator_pb2.ValidationSpec] = None,
+    ):
+        super().__init__(
+            spec=standard_component_specs.InfraValidatorSpec(
+                model=model,
+                examples=examples,
+                blessing=types.Channel(type=standard_artifacts.InfraBlessing),
+                serving_spec=serving_spec,
+                validation_spec=validation_spec,
+                request_spec=request_spec,
+            )
+        )

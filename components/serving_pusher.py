@@ -43,8 +43,10 @@ EDGE_DESTINATION = os.path.join("assets.extra", PUBLISH_DIR)
 class PusherSpec(standard_component_specs.PusherSpec):
     """TFX's Pusher inputs, and the edge models published with the version when given."""
 
-    INPUTS = {**standard_component_specs.PusherSpec.INPUTS,
-              EDGE_MODEL_KEY: component_spec.ChannelParameter(type=EdgeModel, optional=True)}
+    INPUTS = {
+        **standard_component_specs.PusherSpec.INPUTS,
+        EDGE_MODEL_KEY: component_spec.ChannelParameter(type=EdgeModel, optional=True),
+    }
 
 
 class Pusher(TfxPusher):
@@ -52,13 +54,26 @@ class Pusher(TfxPusher):
 
     SPEC_CLASS = PusherSpec
 
-    def __init__(self, *, model, model_blessing, infra_blessing, push_destination, custom_config,
-                 custom_executor_spec, edge_model=None):
+    def __init__(
+        self,
+        *,
+        model,
+        model_blessing,
+        infra_blessing,
+        push_destination,
+        custom_config,
+        custom_executor_spec,
+        edge_model=None,
+    ):
         spec = PusherSpec(
-            model=model, model_blessing=model_blessing, infra_blessing=infra_blessing,
-            push_destination=push_destination, custom_config=json_utils.dumps(custom_config),
+            model=model,
+            model_blessing=model_blessing,
+            infra_blessing=infra_blessing,
+            push_destination=push_destination,
+            custom_config=json_utils.dumps(custom_config),
             pushed_model=channel.Channel(type=standard_artifacts.PushedModel),
-            **({EDGE_MODEL_KEY: edge_model} if edge_model is not None else {}))
+            **({EDGE_MODEL_KEY: edge_model} if edge_model is not None else {}),
+        )
         base_component.BaseComponent.__init__(self, spec=spec, custom_executor_spec=custom_executor_spec)
 
 
@@ -88,14 +103,18 @@ class Executor(tfx_pusher.Executor):
             published = os.path.join(edge.uri, PUBLISH_DIR)
             if fileio.isdir(published):
                 extra[EDGE_DESTINATION] = published
-                LOG.info("publishing the edge models (%s) in %s", edge.get_string_custom_property("published"),
-                         EDGE_DESTINATION)
+                LOG.info(
+                    "publishing the edge models (%s) in %s",
+                    edge.get_string_custom_property("published"),
+                    EDGE_DESTINATION,
+                )
         if "://" in base:  # object stores have no atomic rename: TFX's own copy order, then the edge models
             super().Do(input_dict, output_dict, exec_properties)
             if model_push.get_int_custom_property("pushed") == 1:
                 for inside, source in extra.items():
-                    io_utils.copy_dir(source, os.path.join(model_push.get_string_custom_property("pushed_destination"),
-                                                           inside))
+                    io_utils.copy_dir(
+                        source, os.path.join(model_push.get_string_custom_property("pushed_destination"), inside)
+                    )
             return
         custom = json_utils.loads(exec_properties.get(standard_component_specs.CUSTOM_CONFIG_KEY) or "null") or {}
         model_path = self.GetModelPath(input_dict)

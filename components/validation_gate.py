@@ -10,7 +10,6 @@ the statistics: statistics computed on a sample (TFDV's sample_rate) can miss a 
 and TFDV's anomaly says that there are some, not how many.
 """
 
-
 import json
 import logging
 
@@ -39,14 +38,18 @@ def nonfinite_anomalies(nonfinite: dict[str, dict[str, list[int]]], schema) -> d
     """
     from tensorflow_metadata.proto.v0 import schema_pb2
 
-    rules = {f.name: (f.float_domain.disallow_nan, f.float_domain.disallow_inf)
-             for f in schema.feature if f.type == schema_pb2.FLOAT}
+    rules = {
+        f.name: (f.float_domain.disallow_nan, f.float_domain.disallow_inf)
+        for f in schema.feature
+        if f.type == schema_pb2.FLOAT
+    }
     found: dict[str, dict[str, str]] = {}
     for split, features in nonfinite.items():
         for name, (nan, inf) in sorted(features.items()):
             no_nan, no_inf = rules.get(name, (False, False))
-            parts = ([f"{nan} NaN value{'s' * (nan != 1)}"] if nan and no_nan else []) + \
-                    ([f"{inf} infinite value{'s' * (inf != 1)}"] if inf and no_inf else [])
+            parts = ([f"{nan} NaN value{'s' * (nan != 1)}"] if nan and no_nan else []) + (
+                [f"{inf} infinite value{'s' * (inf != 1)}"] if inf and no_inf else []
+            )
             if parts:
                 found.setdefault(split, {})[name] = ", ".join(parts)
     return found
@@ -68,8 +71,12 @@ def merge_exact_counts(found: dict[str, list[str]], exact: dict[str, dict[str, s
 
 
 @component
-def ValidationGate(anomalies: InputArtifact[ExampleAnomalies], examples: InputArtifact[Examples],
-                   schema: InputArtifact[Schema], fail_on_anomalies: Parameter[int] = 1):
+def ValidationGate(
+    anomalies: InputArtifact[ExampleAnomalies],
+    examples: InputArtifact[Examples],
+    schema: InputArtifact[Schema],
+    fail_on_anomalies: Parameter[int] = 1,
+):
     from tfx.utils import io_utils
 
     found = read_anomalies(anomalies.uri)

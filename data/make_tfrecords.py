@@ -23,13 +23,24 @@ import tensorflow as tf
 LOG = logging.getLogger("make_tfrecords")
 
 INT_COLUMNS = (
-    "pickup_community_area", "dropoff_community_area", "trip_start_month",
-    "trip_start_hour", "trip_start_day", "trip_start_timestamp",
-    "pickup_census_tract", "dropoff_census_tract", "trip_seconds",
+    "pickup_community_area",
+    "dropoff_community_area",
+    "trip_start_month",
+    "trip_start_hour",
+    "trip_start_day",
+    "trip_start_timestamp",
+    "pickup_census_tract",
+    "dropoff_census_tract",
+    "trip_seconds",
 )
 FLOAT_COLUMNS = (
-    "fare", "tips", "trip_miles", "pickup_latitude", "pickup_longitude",
-    "dropoff_latitude", "dropoff_longitude",
+    "fare",
+    "tips",
+    "trip_miles",
+    "pickup_latitude",
+    "pickup_longitude",
+    "dropoff_latitude",
+    "dropoff_longitude",
 )
 STRING_COLUMNS = ("payment_type", "company")
 NUM_SHARDS = 2
@@ -38,8 +49,7 @@ NUM_SHARDS = 2
 def default_csv() -> Path:
     import tfx
 
-    return (Path(tfx.__file__).parent / "examples" / "chicago_taxi_pipeline" / "data"
-            / "simple" / "data.csv")
+    return Path(tfx.__file__).parent / "examples" / "chicago_taxi_pipeline" / "data" / "simple" / "data.csv"
 
 
 def row_to_example(row: dict[str, str]) -> tf.train.Example:

@@ -13,15 +13,24 @@ HIGHER, LOWER = "higher", "lower"
 # The metrics the Evaluator computes per task (TFMA's output names), and which way is better.
 METRICS: dict[str, dict[str, str]] = {
     "binary": {
-        "auc": HIGHER, "auc_precision_recall": HIGHER, "binary_accuracy": HIGHER,
-        "precision": HIGHER, "recall": HIGHER, "example_count": HIGHER,
+        "auc": HIGHER,
+        "auc_precision_recall": HIGHER,
+        "binary_accuracy": HIGHER,
+        "precision": HIGHER,
+        "recall": HIGHER,
+        "example_count": HIGHER,
     },
     "multiclass": {
-        "accuracy": HIGHER, "log_loss": LOWER, "example_count": HIGHER,
+        "accuracy": HIGHER,
+        "log_loss": LOWER,
+        "example_count": HIGHER,
     },
     "regression": {
-        "mean_absolute_error": LOWER, "mean_squared_error": LOWER,
-        "root_mean_squared_error": LOWER, "r2": HIGHER, "example_count": HIGHER,
+        "mean_absolute_error": LOWER,
+        "mean_squared_error": LOWER,
+        "root_mean_squared_error": LOWER,
+        "r2": HIGHER,
+        "example_count": HIGHER,
     },
 }
 
@@ -50,8 +59,7 @@ def gates_for(task: str, thresholds: dict, max_drop: dict) -> tuple[dict, dict]:
     max_drop = max_drop or DEFAULT_MAX_DROP[task]
     for name, bounds in thresholds.items():
         if name not in known:
-            raise GateError(f"thresholds.{name}: not a metric of a {task} model "
-                            f"(known: {', '.join(sorted(known))})")
+            raise GateError(f"thresholds.{name}: not a metric of a {task} model (known: {', '.join(sorted(known))})")
         if not isinstance(bounds, dict) or not bounds or set(bounds) - {"min", "max"}:
             raise GateError(f"thresholds.{name}: expected {{ min = X }} and/or {{ max = Y }}, got {bounds!r}")
         for k, v in bounds.items():
@@ -61,15 +69,16 @@ def gates_for(task: str, thresholds: dict, max_drop: dict) -> tuple[dict, dict]:
             raise GateError(f"thresholds.{name}: min {bounds['min']} is above max {bounds['max']}")
     for name, drop in max_drop.items():
         if name not in known:
-            raise GateError(f"max_drop.{name}: not a metric of a {task} model "
-                            f"(known: {', '.join(sorted(known))})")
+            raise GateError(f"max_drop.{name}: not a metric of a {task} model (known: {', '.join(sorted(known))})")
         if isinstance(drop, bool) or not isinstance(drop, (int, float)) or drop < 0:
             raise GateError(f"max_drop.{name}: expected a number >= 0, got {drop!r}")
     # Always one value gate: TFMA blesses nothing when no threshold applies (a first run
     # has no baseline, so max_drop alone would leave none), and an empty eval split must not pass.
     thresholds = {"example_count": {"min": 1}, **thresholds}
-    return ({k: {b: float(v) for b, v in bounds.items()} for k, bounds in thresholds.items()},
-            {k: float(v) for k, v in max_drop.items()})
+    return (
+        {k: {b: float(v) for b, v in bounds.items()} for k, bounds in thresholds.items()},
+        {k: float(v) for k, v in max_drop.items()},
+    )
 
 
 def describe(task: str, thresholds: dict, max_drop: dict) -> str:

@@ -38,16 +38,35 @@ SUFFIX = "FromHistogram"
 class _FromHistogram:
     """Mixin for a TFMA ConfusionMatrixMetric: same key and value, histogram-derived matrices."""
 
-    def _metric_computations(self, thresholds=None, num_thresholds=None, top_k=None, class_id=None,
-                             name=None, eval_config=None, model_name="", output_name="", sub_key=None,
-                             aggregation_type=None, class_weights=None, example_weighted=False,
-                             preprocessors=None, metric_key=None, **kwargs):
+    def _metric_computations(
+        self,
+        thresholds=None,
+        num_thresholds=None,
+        top_k=None,
+        class_id=None,
+        name=None,
+        eval_config=None,
+        model_name="",
+        output_name="",
+        sub_key=None,
+        aggregation_type=None,
+        class_weights=None,
+        example_weighted=False,
+        preprocessors=None,
+        metric_key=None,
+        **kwargs,
+    ):
         if top_k is not None or class_id is not None or num_thresholds is not None:
             raise ValueError(f"{type(self).__name__}: binary metrics at explicit thresholds only")
         sub_key = cm._validate_and_update_sub_key(name, model_name, output_name, sub_key, top_k, class_id)
         key = metric_key or metric_types.MetricKey(
-            name=name, model_name=model_name, output_name=output_name, sub_key=sub_key,
-            example_weighted=example_weighted, aggregation_type=aggregation_type)
+            name=name,
+            model_name=model_name,
+            output_name=output_name,
+            sub_key=sub_key,
+            example_weighted=example_weighted,
+            aggregation_type=aggregation_type,
+        )
         if thresholds is None:
             thresholds = [self._default_threshold()]
         elif isinstance(thresholds, float):
@@ -56,10 +75,17 @@ class _FromHistogram:
         # t: predictions just above t would count as negative. Splitting one bucket lower
         # keeps them positive (and moves only exact ties, to positive).
         computations = binary_confusion_matrices.binary_confusion_matrices(
-            thresholds=[t - BUCKET_WIDTH for t in thresholds], use_histogram=True, eval_config=eval_config,
-            model_name=model_name, output_name=output_name, sub_key=sub_key,
-            aggregation_type=aggregation_type, class_weights=class_weights,
-            example_weighted=example_weighted, preprocessors=preprocessors)
+            thresholds=[t - BUCKET_WIDTH for t in thresholds],
+            use_histogram=True,
+            eval_config=eval_config,
+            model_name=model_name,
+            output_name=output_name,
+            sub_key=sub_key,
+            aggregation_type=aggregation_type,
+            class_weights=class_weights,
+            example_weighted=example_weighted,
+            preprocessors=preprocessors,
+        )
         matrices_key = computations[-1].keys[-1]
 
         def result(metrics):
@@ -100,15 +126,35 @@ class FalseDiscoveryRateFromHistogram(_FromHistogram, cm.FalseDiscoveryRate):
 def _histogram_ratio(numerator: str, denominator: str):
     """A TFMA computation function: sum of one bucket field over the sum of another."""
 
-    def computations(name, eval_config=None, model_name="", output_name="", sub_key=None,
-                     aggregation_type=None, class_weights=None, example_weighted=False):
-        key = metric_types.MetricKey(name=name, model_name=model_name, output_name=output_name,
-                                     sub_key=sub_key, example_weighted=example_weighted)
+    def computations(
+        name,
+        eval_config=None,
+        model_name="",
+        output_name="",
+        sub_key=None,
+        aggregation_type=None,
+        class_weights=None,
+        example_weighted=False,
+    ):
+        key = metric_types.MetricKey(
+            name=name,
+            model_name=model_name,
+            output_name=output_name,
+            sub_key=sub_key,
+            example_weighted=example_weighted,
+        )
         # The very call binary_confusion_matrices makes, so TFMA computes the histogram once.
         found = calibration_histogram.calibration_histogram(
-            eval_config=eval_config, num_buckets=None, model_name=model_name, output_name=output_name,
-            preprocessors=None, sub_key=sub_key, aggregation_type=aggregation_type,
-            class_weights=class_weights, example_weighted=example_weighted)
+            eval_config=eval_config,
+            num_buckets=None,
+            model_name=model_name,
+            output_name=output_name,
+            preprocessors=None,
+            sub_key=sub_key,
+            aggregation_type=aggregation_type,
+            class_weights=class_weights,
+            example_weighted=example_weighted,
+        )
         histogram_key = found[-1].keys[-1]
 
         def result(metrics):

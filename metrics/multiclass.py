@@ -32,13 +32,17 @@ PRECISION_NAME = "precision"
 RECALL_NAME = "recall"
 LOG_LOSS_NAME = "log_loss"
 EPSILON = 1e-15  # a probability is clipped to [EPSILON, 1] before its log (as scikit-learn's log_loss)
-ARGMAX = 0.0     # the confusion matrix threshold at which the predicted class is the argmax
+ARGMAX = 0.0  # the confusion matrix threshold at which the predicted class is the argmax
 
 
 def _matrix(eval_config, model_name, output_name, example_weighted):
     computations = mccm.multi_class_confusion_matrices(
-        thresholds=[ARGMAX], eval_config=eval_config, model_name=model_name, output_name=output_name,
-        example_weighted=example_weighted)
+        thresholds=[ARGMAX],
+        eval_config=eval_config,
+        model_name=model_name,
+        output_name=output_name,
+        example_weighted=example_weighted,
+    )
     return computations, computations[-1].keys[-1]
 
 
@@ -50,11 +54,11 @@ def _ratio(top: float, bottom: float) -> float:
     return top / bottom if bottom > 0 else float("nan")
 
 
-def _accuracy_computations(name=ACCURACY_NAME, eval_config=None, model_name="", output_name="",
-                           example_weighted=False):
+def _accuracy_computations(name=ACCURACY_NAME, eval_config=None, model_name="", output_name="", example_weighted=False):
     computations, matrix_key = _matrix(eval_config, model_name, output_name, example_weighted)
-    key = metric_types.MetricKey(name=name, model_name=model_name, output_name=output_name,
-                                 example_weighted=example_weighted)
+    key = metric_types.MetricKey(
+        name=name, model_name=model_name, output_name=output_name, example_weighted=example_weighted
+    )
 
     def result(metrics):
         cells = _cells(metrics[matrix_key])
@@ -65,21 +69,26 @@ def _accuracy_computations(name=ACCURACY_NAME, eval_config=None, model_name="", 
     return computations
 
 
-def _per_class_computations(name, classes, eval_config=None, model_name="", output_name="",
-                            example_weighted=False):
+def _per_class_computations(name, classes, eval_config=None, model_name="", output_name="", example_weighted=False):
     """One value per class id (TFMA's sub key `classId:N`), as TFMA's binarized metrics are keyed."""
     computations, matrix_key = _matrix(eval_config, model_name, output_name, example_weighted)
-    keys = [metric_types.MetricKey(name=name, model_name=model_name, output_name=output_name,
-                                   sub_key=metric_types.SubKey(class_id=c), example_weighted=example_weighted)
-            for c in range(len(classes))]
+    keys = [
+        metric_types.MetricKey(
+            name=name,
+            model_name=model_name,
+            output_name=output_name,
+            sub_key=metric_types.SubKey(class_id=c),
+            example_weighted=example_weighted,
+        )
+        for c in range(len(classes))
+    ]
     by_predicted = name == PRECISION_NAME
 
     def result(metrics):
         cells = _cells(metrics[matrix_key])
         out = {}
         for c, key in enumerate(keys):
-            total = sum(w for (actual, predicted), w in cells.items()
-                        if (predicted if by_predicted else actual) == c)
+            total = sum(w for (actual, predicted), w in cells.items() if (predicted if by_predicted else actual) == c)
             out[key] = _ratio(cells.get((c, c), 0.0), total)
         return out
 
@@ -97,10 +106,17 @@ class _LogLossCombiner(beam.CombineFn):
         return [0.0, 0.0]  # sum of w * -log p(true class), sum of w
 
     def add_input(self, accumulator: list[float], element: metric_types.StandardMetricInputs) -> list[float]:
-        label, prediction, weight = next(metric_util.to_label_prediction_example_weight(
-            element, eval_config=self._eval_config, model_name=self._key.model_name,
-            output_name=self._key.output_name, example_weighted=self._example_weighted,
-            flatten=False, require_single_example_weight=True))
+        label, prediction, weight = next(
+            metric_util.to_label_prediction_example_weight(
+                element,
+                eval_config=self._eval_config,
+                model_name=self._key.model_name,
+                output_name=self._key.output_name,
+                example_weighted=self._example_weighted,
+                flatten=False,
+                require_single_example_weight=True,
+            )
+        )
         prediction = np.asarray(prediction, dtype=np.float64).reshape(-1)
         label = np.asarray(label).reshape(-1)
         class_id = int(np.argmax(label)) if label.size > 1 else int(label[0])
@@ -124,12 +140,15 @@ class _LogLossCombiner(beam.CombineFn):
         return {self._key: _ratio(accumulator[0], accumulator[1])}
 
 
-def _log_loss_computations(name=LOG_LOSS_NAME, eval_config=None, model_name="", output_name="",
-                           example_weighted=False):
-    key = metric_types.MetricKey(name=name, model_name=model_name, output_name=output_name,
-                                 example_weighted=example_weighted)
-    return [metric_types.MetricComputation(keys=[key], preprocessors=None,
-                                           combiner=_LogLossCombiner(key, eval_config, example_weighted))]
+def _log_loss_computations(name=LOG_LOSS_NAME, eval_config=None, model_name="", output_name="", example_weighted=False):
+    key = metric_types.MetricKey(
+        name=name, model_name=model_name, output_name=output_name, example_weighted=example_weighted
+    )
+    return [
+        metric_types.MetricComputation(
+            keys=[key], preprocessors=None, combiner=_LogLossCombiner(key, eval_config, example_weighted)
+        )
+    ]
 
 
 class MultiClassAccuracy(metric_types.Metric):
@@ -144,16 +163,18 @@ class MultiClassPrecision(metric_types.Metric):
     `classes` (the class names in id order) also travels to the report through the config."""
 
     def __init__(self, classes: list[str], name: str = PRECISION_NAME):
-        super().__init__(metric_util.merge_per_key_computations(_per_class_computations),
-                         name=name, classes=list(classes))
+        super().__init__(
+            metric_util.merge_per_key_computations(_per_class_computations), name=name, classes=list(classes)
+        )
 
 
 class MultiClassRecall(metric_types.Metric):
     """Per class c: of the examples that are c, the share predicted c (argmax)."""
 
     def __init__(self, classes: list[str], name: str = RECALL_NAME):
-        super().__init__(metric_util.merge_per_key_computations(_per_class_computations),
-                         name=name, classes=list(classes))
+        super().__init__(
+            metric_util.merge_per_key_computations(_per_class_computations), name=name, classes=list(classes)
+        )
 
 
 class LogLoss(metric_types.Metric):

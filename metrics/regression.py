@@ -53,8 +53,8 @@ class _Summary:
     def __init__(self):
         self.weight = 0.0
         self.label_mean = 0.0
-        self.label_m2 = 0.0   # sum of w * (label - mean)^2
-        self.sse = 0.0        # sum of w * (label - prediction)^2
+        self.label_m2 = 0.0  # sum of w * (label - mean)^2
+        self.sse = 0.0  # sum of w * (label - prediction)^2
         self.shift = _FIRST_SHIFT
         self.buckets: dict[int, list[float]] = {}  # index -> [weight, sum w*prediction, sum w*label]
 
@@ -139,7 +139,8 @@ class _Summary:
                     upper_threshold_exclusive=math.ldexp(index + 1, self.shift),
                     num_weighted_examples={"value": current[0]},
                     total_weighted_refined_prediction={"value": current[1]},
-                    total_weighted_label={"value": current[2]})
+                    total_weighted_label={"value": current[2]},
+                )
                 current = None
         return out
 
@@ -165,8 +166,12 @@ class _SummaryCombiner(beam.CombineFn):
 
     def add_input(self, accumulator: _Summary, element: metric_types.StandardMetricInputs) -> _Summary:
         for label, prediction, weight in metric_util.to_label_prediction_example_weight(
-                element, eval_config=self._eval_config, model_name=self._key.model_name,
-                output_name=self._key.output_name, example_weighted=self._example_weighted):
+            element,
+            eval_config=self._eval_config,
+            model_name=self._key.model_name,
+            output_name=self._key.output_name,
+            example_weighted=self._example_weighted,
+        ):
             y = float(metric_util.safe_to_scalar(label))
             p = float(metric_util.safe_to_scalar(prediction))
             if math.isfinite(y) and math.isfinite(p):
@@ -186,42 +191,72 @@ class _SummaryCombiner(beam.CombineFn):
 
 def _summary(eval_config, model_name: str, output_name: str, example_weighted: bool):
     """The one per-example pass r2 and residual_plot share (TFMA de-duplicates it by key)."""
-    key = metric_types.MetricKey(name=_SUMMARY_NAME, model_name=model_name, output_name=output_name,
-                                 example_weighted=example_weighted)
-    return [metric_types.MetricComputation(
-        keys=[key], preprocessors=None,
-        combiner=_SummaryCombiner(key, eval_config, example_weighted))], key
+    key = metric_types.MetricKey(
+        name=_SUMMARY_NAME, model_name=model_name, output_name=output_name, example_weighted=example_weighted
+    )
+    return [
+        metric_types.MetricComputation(
+            keys=[key], preprocessors=None, combiner=_SummaryCombiner(key, eval_config, example_weighted)
+        )
+    ], key
 
 
 def _r2_computations(name=R2_NAME, eval_config=None, model_name="", output_name="", example_weighted=False):
     computations, summary_key = _summary(eval_config, model_name, output_name, example_weighted)
-    key = metric_types.MetricKey(name=name, model_name=model_name, output_name=output_name,
-                                 example_weighted=example_weighted)
-    computations.append(metric_types.DerivedMetricComputation(
-        keys=[key], result=lambda metrics: {key: metrics[summary_key].r2()}))
+    key = metric_types.MetricKey(
+        name=name, model_name=model_name, output_name=output_name, example_weighted=example_weighted
+    )
+    computations.append(
+        metric_types.DerivedMetricComputation(keys=[key], result=lambda metrics: {key: metrics[summary_key].r2()})
+    )
     return computations
 
 
-def _residual_plot_computations(name=RESIDUAL_PLOT_NAME, bins=PLOT_BINS, eval_config=None, model_name="",
-                                output_name="", example_weighted=False):
+def _residual_plot_computations(
+    name=RESIDUAL_PLOT_NAME, bins=PLOT_BINS, eval_config=None, model_name="", output_name="", example_weighted=False
+):
     computations, summary_key = _summary(eval_config, model_name, output_name, example_weighted)
-    key = metric_types.PlotKey(name=name, model_name=model_name, output_name=output_name,
-                               example_weighted=example_weighted)
-    computations.append(metric_types.DerivedMetricComputation(
-        keys=[key], result=lambda metrics: {key: metrics[summary_key].plot(bins)}))
+    key = metric_types.PlotKey(
+        name=name, model_name=model_name, output_name=output_name, example_weighted=example_weighted
+    )
+    computations.append(
+        metric_types.DerivedMetricComputation(keys=[key], result=lambda metrics: {key: metrics[summary_key].plot(bins)})
+    )
     return computations
 
 
-def _rmse_computations(name=RMSE_NAME, eval_config=None, model_name="", output_name="", sub_key=None,
-                       aggregation_type=None, class_weights=None, example_weighted=False, preprocessors=None):
+def _rmse_computations(
+    name=RMSE_NAME,
+    eval_config=None,
+    model_name="",
+    output_name="",
+    sub_key=None,
+    aggregation_type=None,
+    class_weights=None,
+    example_weighted=False,
+    preprocessors=None,
+):
     # The very call MeanSquaredError makes, so its combiner runs once for both metrics.
     computations = mean_regression_error._mean_squared_error_computations(
-        name=mean_regression_error.MEAN_SQUARED_ERROR_NAME, eval_config=eval_config, model_name=model_name,
-        output_name=output_name, example_weighted=example_weighted, sub_key=sub_key,
-        aggregation_type=aggregation_type, class_weights=class_weights, preprocessors=preprocessors)
+        name=mean_regression_error.MEAN_SQUARED_ERROR_NAME,
+        eval_config=eval_config,
+        model_name=model_name,
+        output_name=output_name,
+        example_weighted=example_weighted,
+        sub_key=sub_key,
+        aggregation_type=aggregation_type,
+        class_weights=class_weights,
+        preprocessors=preprocessors,
+    )
     mse_key = computations[-1].keys[-1]
-    key = metric_types.MetricKey(name=name, model_name=model_name, output_name=output_name, sub_key=sub_key,
-                                 example_weighted=example_weighted, aggregation_type=aggregation_type)
+    key = metric_types.MetricKey(
+        name=name,
+        model_name=model_name,
+        output_name=output_name,
+        sub_key=sub_key,
+        example_weighted=example_weighted,
+        aggregation_type=aggregation_type,
+    )
 
     def result(metrics):
         mse = metrics[mse_key]
@@ -243,5 +278,4 @@ class RSquared(metric_types.Metric):
 
 class ResidualPlot(metric_types.Metric):
     def __init__(self, name: str = RESIDUAL_PLOT_NAME, bins: int = PLOT_BINS):
-        super().__init__(metric_util.merge_per_key_computations(_residual_plot_computations),
-                         name=name, bins=bins)
+        super().__init__(metric_util.merge_per_key_computations(_residual_plot_computations), name=name, bins=bins)

@@ -66,8 +66,9 @@ def describe_failures(validation) -> list[str]:
         for f in failure.failures:
             value = f.metric_value.double_value.value
             shown = f"{value:+.4f}" if f.metric_key.is_diff else f"{value:.4f}"
-            lines.append(f"{_metric_label(f.metric_key)} = {shown}, "
-                         f"needs {_bound_text(f.metric_threshold)} [{slice_name}]")
+            lines.append(
+                f"{_metric_label(f.metric_key)} = {shown}, needs {_bound_text(f.metric_threshold)} [{slice_name}]"
+            )
     if validation.missing_thresholds:  # a bool in TFMA's ValidationResult
         lines.append("no threshold could be checked (TFMA blesses nothing without one)")
     return lines
@@ -96,6 +97,8 @@ def _bound_text(threshold) -> str:
 
 
 def _slice_name(slice_key) -> str:
-    parts = [f"{c.column}={c.bytes_value.decode() if c.HasField('bytes_value') else (c.int64_value if c.HasField('int64_value') else c.float_value)}"
-             for c in slice_key.single_slice_keys]
+    parts = [
+        f"{c.column}={c.bytes_value.decode() if c.HasField('bytes_value') else (c.int64_value if c.HasField('int64_value') else c.float_value)}"
+        for c in slice_key.single_slice_keys
+    ]
     return ", ".join(parts) or "Overall"

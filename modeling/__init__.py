@@ -9,4 +9,3 @@ module path with a JSON "plan" (modeling/roles.py) that says, per feature, what 
 import os
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # Keras 2, as tf.Transform needs: pipeline/__init__.py
-

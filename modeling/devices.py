@@ -29,8 +29,11 @@ def split_cpu(num_replicas: int) -> bool:
     except RuntimeError:
         current = len(tf.config.list_logical_devices("CPU"))
         if current != num_replicas:
-            LOG.warning("TensorFlow is already initialised with %d CPU device(s); "
-                        "cannot split into %d replicas", current, num_replicas)
+            LOG.warning(
+                "TensorFlow is already initialised with %d CPU device(s); cannot split into %d replicas",
+                current,
+                num_replicas,
+            )
         return False
 
 

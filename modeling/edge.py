@@ -67,8 +67,9 @@ class _Probe:
 def _bisect_all(probe, searches: list[tuple[str, str, float, bool]]) -> list[float]:
     """For each (feature, key, target, integer): the smallest value (float32, or integer)
     whose transformed value is >= target. All searches share one batch per step."""
+
     def bound(integer):
-        return 2 ** 40 if integer else _key(_F32_MAX)
+        return 2**40 if integer else _key(_F32_MAX)
 
     def value(m, integer):
         return int(m) if integer else _float(m)
@@ -77,8 +78,12 @@ def _bisect_all(probe, searches: list[tuple[str, str, float, bool]]) -> list[flo
     hi = [bound(s[3]) for s in searches]
     while any(h - l > 1 for l, h in zip(lo, hi)):
         mid = [(l + h) // 2 for l, h in zip(lo, hi)]
-        got = probe.rows([(name, value(m, integer), "int64_list" if integer else "float_list")
-                          for m, (name, _, _, integer) in zip(mid, searches)])
+        got = probe.rows(
+            [
+                (name, value(m, integer), "int64_list" if integer else "float_list")
+                for m, (name, _, _, integer) in zip(mid, searches)
+            ]
+        )
         for i, (m, (_, key, target, _)) in enumerate(zip(mid, searches)):
             if got[key][i] >= target:
                 hi[i] = m
@@ -94,7 +99,7 @@ def _neighbours(x: float, n: int = 8) -> list[float]:
 def _numeric_params(probe, name: str, key: str, integer: bool) -> dict:
     """Mean and spread from the z-scores of a few values, then the float32 pair that gives
     exactly the graph's z-scores (the estimate itself when none does)."""
-    xs = [0, 1, 7, -5, 1000, 123457, 2 ** 20, -(2 ** 20)]
+    xs = [0, 1, 7, -5, 1000, 123457, 2**20, -(2**20)]
     z = probe(name, [x if integer else float(x) for x in xs], "int64_list" if integer else "float_list")[key]
     if not np.any(z):
         return {"mean": 0.0, "std": 0.0}
@@ -114,7 +119,7 @@ def _bucket_tops(probe, buckets: list) -> list[int]:
         return []
     changes = []
     for f in buckets:
-        kind, top = ("int64_list", 2 ** 40) if f.dtype == "int" else ("float_list", _F32_MAX)
+        kind, top = ("int64_list", 2**40) if f.dtype == "int" else ("float_list", _F32_MAX)
         changes += [(f.name, top, kind), (f.name, -top, kind)]
     got = probe.rows(changes)
     tops = []
@@ -129,8 +134,11 @@ def feature_spec(plan: Plan, tf_transform_output, base_example: bytes) -> dict:
     """edge_features.json: what modeling/edge_features.py needs to do the Transform's work."""
     probe = _Probe(tf_transform_output, base_example)
     buckets = [f for f in plan.features if f.role == "bucketized"]
-    searches = [(f.name, f.key, float(i), f.dtype == "int")
-                for f, top in zip(buckets, _bucket_tops(probe, buckets)) for i in range(1, top + 1)]
+    searches = [
+        (f.name, f.key, float(i), f.dtype == "int")
+        for f, top in zip(buckets, _bucket_tops(probe, buckets))
+        for i in range(1, top + 1)
+    ]
     found = _bisect_all(probe, searches) if searches else []
     features = []
     for f in plan.features:
@@ -142,14 +150,21 @@ def feature_spec(plan: Plan, tf_transform_output, base_example: bytes) -> dict:
             entry["absent_bucket"] = plan.quantile_buckets
         else:
             if plan.oov_buckets != 1:
-                raise ValueError(f"oov_buckets: the edge model needs 1 (TFT hashes into more, which the "
-                                 f"browser cannot repeat); got {plan.oov_buckets}; or set edge_export=false")
+                raise ValueError(
+                    f"oov_buckets: the edge model needs 1 (TFT hashes into more, which the "
+                    f"browser cannot repeat); got {plan.oov_buckets}; or set edge_export=false"
+                )
             vocab = tf_transform_output.vocabulary_by_name(f"vocab_{f.key}")
             entry["vocabulary"] = [v.decode("utf-8", "replace") for v in vocab]
             entry["default"] = "" if f.dtype == "string" else 0
         features.append(entry)
-    return {"task": plan.task, "classes": list(plan.classes), "output": plan.output_key,
-            "inputs": input_dtypes(plan), "features": features}
+    return {
+        "task": plan.task,
+        "classes": list(plan.classes),
+        "output": plan.output_key,
+        "inputs": input_dtypes(plan),
+        "features": features,
+    }
 
 
 def input_dtypes(plan: Plan) -> dict[str, str]:
@@ -180,8 +195,10 @@ def edge_inputs(spec: dict, examples: list[bytes]) -> dict[str, np.ndarray]:
     transform = EdgeFeatures(spec)
     names = [f["name"] for f in spec["features"]]
     rows = [transform(record_of_example(tf.train.Example.FromString(e), names)) for e in examples]
-    return {k: np.array([[r[k]] for r in rows], dtype=np.float32 if t == "float32" else np.int32)
-            for k, t in spec["inputs"].items()}
+    return {
+        k: np.array([[r[k]] for r in rows], dtype=np.float32 if t == "float32" else np.int32)
+        for k, t in spec["inputs"].items()
+    }
 
 
 def keras_function(loaded, plan: Plan):
@@ -190,8 +207,9 @@ def keras_function(loaded, plan: Plan):
     One example per call, a static shape: LiteRT.js refuses a tensor whose shape differs
     from the model's, dynamic batch included, and a device scores one record at a time."""
     dtypes = input_dtypes(plan)
-    signature = {k: tf.TensorSpec([1, 1], tf.float32 if t == "float32" else tf.int32, name=k)
-                 for k, t in dtypes.items()}
+    signature = {
+        k: tf.TensorSpec([1, 1], tf.float32 if t == "float32" else tf.int32, name=k) for k, t in dtypes.items()
+    }
 
     @tf.function(input_signature=[signature])
     def edge(inputs):
@@ -222,7 +240,7 @@ def convert(edge_saved_model: str, representative: dict[str, np.ndarray] | None 
 
         def samples():
             for i in range(n):
-                yield {k: v[i:i + 1] for k, v in representative.items()}
+                yield {k: v[i : i + 1] for k, v in representative.items()}
 
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.representative_dataset = samples
@@ -252,16 +270,19 @@ class EdgeRunner:
     def __call__(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
         """Outputs for [N, 1] inputs, one example at a time as on a device."""
         n = len(next(iter(inputs.values())))
-        return np.concatenate([self.runner(**{k: v[i:i + 1] for k, v in inputs.items()})[self.output]
-                               for i in range(n)])
+        return np.concatenate(
+            [self.runner(**{k: v[i : i + 1] for k, v in inputs.items()})[self.output] for i in range(n)]
+        )
 
 
 def metrics(task: str, labels: np.ndarray, scores: np.ndarray) -> dict[str, float]:
     """The task's headline metrics, computed the same way for every model compared."""
     if task == "regression":
         err = scores.reshape(-1) - labels.reshape(-1)
-        return {"mean_absolute_error": float(np.mean(np.abs(err))),
-                "root_mean_squared_error": float(math.sqrt(np.mean(err ** 2)))}
+        return {
+            "mean_absolute_error": float(np.mean(np.abs(err))),
+            "root_mean_squared_error": float(math.sqrt(np.mean(err**2))),
+        }
     if task == "multiclass":
         known = labels >= 0
         return {"accuracy": float(np.mean(np.argmax(scores[known], axis=1) == labels[known]))}

@@ -48,8 +48,9 @@ class EdgeFeatures:
 
     def __init__(self, spec: dict):
         self.spec = spec
-        self._index = {f["key"]: {t: i for i, t in enumerate(f["vocabulary"])}
-                       for f in spec["features"] if "vocabulary" in f}
+        self._index = {
+            f["key"]: {t: i for i, t in enumerate(f["vocabulary"])} for f in spec["features"] if "vocabulary" in f
+        }
 
     def __call__(self, record: dict) -> dict:
         """{input name: number} for one raw record ({feature name: value, or None when absent})."""

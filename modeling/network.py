@@ -24,9 +24,14 @@ def category_sizes(plan: Plan, tf_transform_output) -> dict[str, int]:
     return sizes
 
 
-def build_keras_model(plan: Plan, sizes: dict[str, int], hidden_units=(64, 32, 16),
-                      learning_rate: float = 1e-3, label_mean: float = 0.0,
-                      label_std: float = 1.0) -> tf.keras.Model:
+def build_keras_model(
+    plan: Plan,
+    sizes: dict[str, int],
+    hidden_units=(64, 32, 16),
+    learning_rate: float = 1e-3,
+    label_mean: float = 0.0,
+    label_std: float = 1.0,
+) -> tf.keras.Model:
     deep_keys = [f.key for f in plan.features if f.role == "numeric"]
     deep_keys += [missing_key(f.key) for f in plan.features if f.optional]
     inputs = {k: tf.keras.Input(name=k, shape=(1,), dtype=tf.float32) for k in deep_keys}
@@ -34,8 +39,9 @@ def build_keras_model(plan: Plan, sizes: dict[str, int], hidden_units=(64, 32, 1
 
     deep = None
     if deep_keys:
-        deep = tf.keras.layers.concatenate([inputs[k] for k in deep_keys]) if len(deep_keys) > 1 \
-            else inputs[deep_keys[0]]
+        deep = (
+            tf.keras.layers.concatenate([inputs[k] for k in deep_keys]) if len(deep_keys) > 1 else inputs[deep_keys[0]]
+        )
         for units in hidden_units:
             deep = tf.keras.layers.Dense(units, activation="relu")(deep)
 
@@ -45,9 +51,12 @@ def build_keras_model(plan: Plan, sizes: dict[str, int], hidden_units=(64, 32, 1
         runtime has (GATHER) and which stays exact in int8; CategoryEncoding's one-hot is
         DenseBincount, a Select TF op LiteRT.js lacks (docs/edge.md)."""
         terms = [tf.keras.layers.Dense(units)(deep)] if deep is not None else []
-        terms += [tf.keras.layers.Reshape((units,))(
-                      tf.keras.layers.Embedding(n, units, embeddings_initializer="zeros", name=f"wide_{k}")(inputs[k]))
-                  for k, n in sizes.items()]
+        terms += [
+            tf.keras.layers.Reshape((units,))(
+                tf.keras.layers.Embedding(n, units, embeddings_initializer="zeros", name=f"wide_{k}")(inputs[k])
+            )
+            for k, n in sizes.items()
+        ]
         return tf.keras.layers.Add()(terms) if len(terms) > 1 else terms[0]
 
     if plan.task == "binary":

@@ -68,7 +68,8 @@ def _vocabulary(x, key: str, plan: Plan) -> tf.Tensor:
     if value.dtype != tf.string:
         value = tf.cast(value, tf.int64)
     return tft.compute_and_apply_vocabulary(
-        value, top_k=plan.vocab_size, num_oov_buckets=plan.oov_buckets, vocab_filename=f"vocab_{key}")
+        value, top_k=plan.vocab_size, num_oov_buckets=plan.oov_buckets, vocab_filename=f"vocab_{key}"
+    )
 
 
 def label_tensor(inputs: dict, plan: Plan) -> tf.Tensor:

@@ -40,21 +40,21 @@ class PlanError(ValueError):
 
 @dataclass
 class Feature:
-    name: str          # as in the data and the schema (any string)
-    key: str           # its transformed name: a valid TensorFlow and Keras name
+    name: str  # as in the data and the schema (any string)
+    key: str  # its transformed name: a valid TensorFlow and Keras name
     role: str
-    dtype: str         # "int", "float" or "string"
-    optional: bool     # may be absent: gets a missing indicator
+    dtype: str  # "int", "float" or "string"
+    optional: bool  # may be absent: gets a missing indicator
 
 
 @dataclass
 class Plan:
     task: str
-    label: str                       # the label's name (a schema feature, or the hook's)
-    label_dtype: str                 # "int", "float", "string"; "hook" when the hook makes it
-    classes: list[str] = field(default_factory=list)   # class names in id order (not regression)
-    positive_class: str = ""         # binary: the value that means 1
-    hook: str = ""                   # module with label(inputs) for derived labels
+    label: str  # the label's name (a schema feature, or the hook's)
+    label_dtype: str  # "int", "float", "string"; "hook" when the hook makes it
+    classes: list[str] = field(default_factory=list)  # class names in id order (not regression)
+    positive_class: str = ""  # binary: the value that means 1
+    hook: str = ""  # module with label(inputs) for derived labels
     features: list[Feature] = field(default_factory=list)
     excluded: dict[str, str] = field(default_factory=dict)  # feature -> why it is not used
     vocab_size: int = 1000
@@ -135,11 +135,21 @@ def load_hook(module: str):
     return hook
 
 
-def make_plan(schema, *, label: str, task: str = "auto", positive_class: str = "",
-              features: Iterable[str] = (), exclude: Iterable[str] = (),
-              roles: dict[str, str] | None = None, hook: str = "",
-              label_sample: Callable[[], list] | None = None,
-              vocab_size: int = 1000, oov_buckets: int = 1, quantile_buckets: int = 10) -> Plan:
+def make_plan(
+    schema,
+    *,
+    label: str,
+    task: str = "auto",
+    positive_class: str = "",
+    features: Iterable[str] = (),
+    exclude: Iterable[str] = (),
+    roles: dict[str, str] | None = None,
+    hook: str = "",
+    label_sample: Callable[[], list] | None = None,
+    vocab_size: int = 1000,
+    oov_buckets: int = 1,
+    quantile_buckets: int = 10,
+) -> Plan:
     """Decide the task and every feature's role from the schema and the settings.
 
     `label_sample` returns some of the label's values from the data; it is called only
@@ -149,12 +159,20 @@ def make_plan(schema, *, label: str, task: str = "auto", positive_class: str = "
     by_name = {f.name: f for f in schema.feature}
     roles = dict(roles or {})
     if not label:
-        raise PlanError("label: name the feature to predict (e.g. --set label=NAME); "
-                        f"schema features: {', '.join(sorted(by_name))}")
+        raise PlanError(
+            f"label: name the feature to predict (e.g. --set label=NAME); schema features: {', '.join(sorted(by_name))}"
+        )
     if task not in ("auto",) + TASKS:
         raise PlanError(f"task: one of auto, {', '.join(TASKS)}; got {task!r}")
-    plan = Plan(task="", label=label, label_dtype="", hook=hook, vocab_size=vocab_size,
-                oov_buckets=oov_buckets, quantile_buckets=quantile_buckets)
+    plan = Plan(
+        task="",
+        label=label,
+        label_dtype="",
+        hook=hook,
+        vocab_size=vocab_size,
+        oov_buckets=oov_buckets,
+        quantile_buckets=quantile_buckets,
+    )
     sources: tuple[str, ...] = ()
     if hook:
         module = load_hook(hook)
@@ -165,8 +183,7 @@ def make_plan(schema, *, label: str, task: str = "auto", positive_class: str = "
         _decide_hooked_label(plan, module, task)
     else:
         if label not in by_name:
-            raise PlanError(f"label: {label!r} is not a feature of the schema "
-                            f"(features: {', '.join(sorted(by_name))})")
+            raise PlanError(f"label: {label!r} is not a feature of the schema (features: {', '.join(sorted(by_name))})")
         _decide_label(plan, schema, by_name[label], task, positive_class, label_sample)
         plan.excluded[label] = "the label"
     for s in sources:
@@ -175,8 +192,9 @@ def make_plan(schema, *, label: str, task: str = "auto", positive_class: str = "
     wanted = list(features) or [f.name for f in schema.feature]
     unknown = [n for n in list(features) + list(exclude) + list(roles) if n not in by_name]
     if unknown:
-        which = ("features" if unknown[0] in features else
-                 "exclude_features" if unknown[0] in exclude else "feature_roles")
+        which = (
+            "features" if unknown[0] in features else "exclude_features" if unknown[0] in exclude else "feature_roles"
+        )
         raise PlanError(f"{which}: {unknown[0]!r} is not a feature of the schema")
     for name, role in roles.items():
         if role not in ROLES:
@@ -198,20 +216,29 @@ def make_plan(schema, *, label: str, task: str = "auto", positive_class: str = "
             plan.excluded[name] = f"type {dtype} is not supported"
             continue
         if many:
-            plan.excluded[name] = ("holds several values per example "
-                                   f"({'up to ' + str(many) if many > 0 else 'any number'}); not supported")
+            plan.excluded[name] = (
+                "holds several values per example "
+                f"({'up to ' + str(many) if many > 0 else 'any number'}); not supported"
+            )
             continue
         role = roles.get(name) or _infer_role(f, dtype)
         _check_role(name, role, dtype)
         optional = not f.HasField("shape")
-        plan.features.append(Feature(name=name, key=transformed_key(name, taken), role=role,
-                                     dtype=dtype, optional=optional))
+        plan.features.append(
+            Feature(name=name, key=transformed_key(name, taken), role=role, dtype=dtype, optional=optional)
+        )
     if not plan.features:
-        raise PlanError("features: no usable feature is left (all excluded or unsupported: "
-                        + "; ".join(f"{k}: {v}" for k, v in sorted(plan.excluded.items())) + ")")
+        raise PlanError(
+            "features: no usable feature is left (all excluded or unsupported: "
+            + "; ".join(f"{k}: {v}" for k, v in sorted(plan.excluded.items()))
+            + ")"
+        )
     counts = {r: sum(1 for f in plan.features if f.role == r) for r in ROLES}
-    plan.notes.append("features: " + ", ".join(f"{n} {r.replace('_', ' ')}" for r, n in counts.items() if n)
-                      + (f"; not used: {', '.join(sorted(plan.excluded))}" if plan.excluded else ""))
+    plan.notes.append(
+        "features: "
+        + ", ".join(f"{n} {r.replace('_', ' ')}" for r, n in counts.items() if n)
+        + (f"; not used: {', '.join(sorted(plan.excluded))}" if plan.excluded else "")
+    )
     return plan
 
 
@@ -258,9 +285,11 @@ def _decide_hooked_label(plan: Plan, module, task: str) -> None:
 
 def _sample(label: str, label_sample) -> list:
     if label_sample is None:
-        raise PlanError(f"task: the schema does not say what kind of label {label!r} is (no domain) and the "
-                        "data cannot be read here; set task (binary, multiclass or regression) or give "
-                        "the label a domain in the schema")
+        raise PlanError(
+            f"task: the schema does not say what kind of label {label!r} is (no domain) and the "
+            "data cannot be read here; set task (binary, multiclass or regression) or give "
+            "the label a domain in the schema"
+        )
     values = label_sample()
     if not values:
         raise PlanError(f"label: no example in the data has a value for {label!r}")
@@ -288,8 +317,12 @@ def _decide_label(plan: Plan, schema, f, task: str, positive_class: str, label_s
     elif dtype == "int":
         if f.HasField("bool_domain"):
             classes, why = ["0", "1"], "it has a bool_domain"
-        elif f.HasField("int_domain") and f.int_domain.HasField("min") and f.int_domain.HasField("max") \
-                and f.int_domain.max - f.int_domain.min < MAX_CLASSES:
+        elif (
+            f.HasField("int_domain")
+            and f.int_domain.HasField("min")
+            and f.int_domain.HasField("max")
+            and f.int_domain.max - f.int_domain.min < MAX_CLASSES
+        ):
             classes = [str(v) for v in range(f.int_domain.min, f.int_domain.max + 1)]
             why = f"its int_domain is [{f.int_domain.min}, {f.int_domain.max}]"
         elif task == "regression":
@@ -335,8 +368,9 @@ def _decide_label(plan: Plan, schema, f, task: str, positive_class: str, label_s
     # binary
     if positive_class:
         if dtype != "float" and positive_class not in classes:
-            raise PlanError(f"positive_class: {positive_class!r} is not a value of {name!r} "
-                            f"({', '.join(classes[:20])})")
+            raise PlanError(
+                f"positive_class: {positive_class!r} is not a value of {name!r} ({', '.join(classes[:20])})"
+            )
         positive = positive_class
     elif len(classes) == 2:
         lower = [c.lower() for c in classes]
@@ -344,8 +378,10 @@ def _decide_label(plan: Plan, schema, f, task: str, positive_class: str, label_s
         if dtype == "string":
             plan.notes.append(f"positive class: {positive!r} (set positive_class to choose the other)")
     else:
-        raise PlanError(f"positive_class: label {name!r} has {len(classes)} values; name the one that "
-                        "means 1 (or set task=multiclass)")
+        raise PlanError(
+            f"positive_class: label {name!r} has {len(classes)} values; name the one that "
+            "means 1 (or set task=multiclass)"
+        )
     negatives = [c for c in classes if c != positive]
     plan.positive_class = positive
     plan.classes = [negatives[0] if len(negatives) == 1 else f"not {positive}", positive]

@@ -54,8 +54,13 @@ def bucket_boundaries(transform_output_dir: str, plan: Plan) -> dict[str, list[f
         dims = [d.size for d in node.attr["value"].tensor.tensor_shape.dim]
         if dims == [1, plan.quantile_buckets - 1]:
             suffix = node.name.rpartition("_")[2]
-            found.append((int(suffix) if suffix.isdigit() else 0, node.name,
-                          tf.make_ndarray(node.attr["value"].tensor).reshape(-1).tolist()))
+            found.append(
+                (
+                    int(suffix) if suffix.isdigit() else 0,
+                    node.name,
+                    tf.make_ndarray(node.attr["value"].tensor).reshape(-1).tolist(),
+                )
+            )
     if len(found) != len(keys):
         return None
     return {key: values for key, (_, _, values) in zip(keys, sorted(found))}
@@ -65,12 +70,18 @@ def inputs_of(plan: Plan, tf_transform_output, sizes: dict[str, int], hidden_uni
     """What a model's weights mean: its plan, layers, vocabularies and bucket boundaries."""
     plan_data = json.loads(plan.to_json())
     plan_data.pop("notes", None)
-    vocabularies = {f.key: [t.decode("utf-8", "backslashreplace")
-                            for t in tf_transform_output.vocabulary_by_name(f"vocab_{f.key}")]
-                    for f in plan.features if f.role in VOCABULARY_ROLES}
-    return {"plan": plan_data, "hidden_units": list(hidden_units), "sizes": [[k, n] for k, n in sizes.items()],
-            "vocabularies": vocabularies,
-            "boundaries": bucket_boundaries(os.path.dirname(tf_transform_output.transform_savedmodel_dir), plan)}
+    vocabularies = {
+        f.key: [t.decode("utf-8", "backslashreplace") for t in tf_transform_output.vocabulary_by_name(f"vocab_{f.key}")]
+        for f in plan.features
+        if f.role in VOCABULARY_ROLES
+    }
+    return {
+        "plan": plan_data,
+        "hidden_units": list(hidden_units),
+        "sizes": [[k, n] for k, n in sizes.items()],
+        "vocabularies": vocabularies,
+        "boundaries": bucket_boundaries(os.path.dirname(tf_transform_output.transform_savedmodel_dir), plan),
+    }
 
 
 def save(model: tf.keras.Model, serving_model_dir: str, inputs: dict) -> None:
@@ -116,19 +127,25 @@ def refusal(old: dict, new: dict, max_shift: float) -> str | None:
         span = float(before.max() - before.min()) or 1.0
         moved = float(np.abs(np.asarray(bounds) - before).max()) / span
         if moved > max_shift:
-            return (f"the bucket boundaries of {key} moved by {moved:.0%} of their range "
-                    f"(more than warm_start_max_shift {max_shift:g})")
+            return (
+                f"the bucket boundaries of {key} moved by {moved:.0%} of their range "
+                f"(more than warm_start_max_shift {max_shift:g})"
+            )
     return None
 
 
-def load(model: tf.keras.Model, base_model_dir: str | None, plan: Plan, new_inputs: dict,
-         max_shift: float, **build_args) -> tuple[bool, str]:
+def load(
+    model: tf.keras.Model, base_model_dir: str | None, plan: Plan, new_inputs: dict, max_shift: float, **build_args
+) -> tuple[bool, str]:
     """Starts `model` from the weights saved beside the SavedModel in `base_model_dir`.
     Returns (warm started, why or from what)."""
     where = os.path.join(base_model_dir or "", WARM_DIR)
     if not base_model_dir or not tf.io.gfile.exists(os.path.join(where, INPUTS)):
-        return False, ("no blessed model yet" if not base_model_dir or not tf.io.gfile.exists(base_model_dir)
-                       else f"the last blessed model {base_model_dir} has no saved weights")
+        return False, (
+            "no blessed model yet"
+            if not base_model_dir or not tf.io.gfile.exists(base_model_dir)
+            else f"the last blessed model {base_model_dir} has no saved weights"
+        )
     with tf.io.gfile.GFile(os.path.join(where, INPUTS)) as f:
         old_inputs = json.load(f)
     why = refusal(old_inputs, new_inputs, max_shift)
@@ -150,8 +167,11 @@ def load(model: tf.keras.Model, base_model_dir: str | None, plan: Plan, new_inpu
 def transfer(old_model: tf.keras.Model, model: tf.keras.Model, old_inputs: dict, new_inputs: dict) -> int:
     """Copies every weight; the head's one-hot rows follow their tokens. Returns how many
     vocabulary values the old model never saw."""
-    head = model.layers[-1] if model.layers[-1].weights else next(
-        layer for layer in reversed(model.layers) if layer.name in ("probabilities", "standardized"))
+    head = (
+        model.layers[-1]
+        if model.layers[-1].weights
+        else next(layer for layer in reversed(model.layers) if layer.name in ("probabilities", "standardized"))
+    )
     for old_layer, layer in zip(old_model.layers, model.layers):
         if not layer.weights:
             continue
@@ -174,10 +194,11 @@ def transfer(old_model: tf.keras.Model, model: tf.keras.Model, old_inputs: dict,
                     else:
                         unseen += 1
                 oov = n - len(vocab)  # the out-of-vocabulary ids follow the vocabulary
-                kernel[new_at + len(vocab):new_at + n] = \
-                    old_kernel[old_at + old_sizes[key] - oov:old_at + old_sizes[key]]
+                kernel[new_at + len(vocab) : new_at + n] = old_kernel[
+                    old_at + old_sizes[key] - oov : old_at + old_sizes[key]
+                ]
             else:
-                kernel[new_at:new_at + n] = old_kernel[old_at:old_at + n]
+                kernel[new_at : new_at + n] = old_kernel[old_at : old_at + n]
             new_at, old_at = new_at + n, old_at + old_sizes[key]
         layer.set_weights([kernel, old_bias if old_bias.shape == bias.shape else bias])
     return unseen

@@ -19,7 +19,9 @@ def execute(out_dir: Path, timeout: int = 600) -> list[Path]:
     written = []
     for path in sorted(HERE.glob("*.ipynb")):
         nb = nbformat.read(path, as_version=4)
-        NotebookClient(nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(HERE)}}).execute()
+        NotebookClient(
+            nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(HERE)}}
+        ).execute()
         target = out_dir / path.name
         nbformat.write(nb, target)
         written.append(target)

@@ -8,4 +8,3 @@ import os
 # variables under other names than its signatures read in a TF1-style loader (TF Serving's):
 # so the choice is made here, before any TensorFlow import of the project's code.
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-

@@ -62,8 +62,9 @@ def input_bytes(cfg: PipelineConfig) -> int | None:
     return sum(os.path.getsize(f) for f in files)
 
 
-def plan(cfg: PipelineConfig, size: int | None = None,
-         cores: int | None = None) -> tuple[list[str], dict[str, list[str]]]:
+def plan(
+    cfg: PipelineConfig, size: int | None = None, cores: int | None = None
+) -> tuple[list[str], dict[str, list[str]]]:
     """(cfg.beam_args with `auto` replaced by a concrete running mode and worker count,
     {node id: Beam args appended to the pipeline's for that node})."""
     args = list(cfg.beam_args)
@@ -80,12 +81,18 @@ def plan(cfg: PipelineConfig, size: int | None = None,
         mode, workers = "multi_processing", cores
     per_node = {}
     if mode == "multi_processing" and size is not None and cores <= IN_PROCESS_MAX_CORES:
-        per_node = {node: ["--direct_running_mode=in_memory",
-                           f"--direct_num_workers={cores if node in SHARDED_NODES else 1}"]
-                    for node in IN_PROCESS_NODES}
-    LOG.info("Beam: %s with %s worker(s) (input %s, %d cores)%s", mode, workers or "one per core",
-             "remote" if size is None else f"{size / 2**20:.1f} MB", cores,
-             f"; in-process: {', '.join(per_node)}" if per_node else "")
+        per_node = {
+            node: ["--direct_running_mode=in_memory", f"--direct_num_workers={cores if node in SHARDED_NODES else 1}"]
+            for node in IN_PROCESS_NODES
+        }
+    LOG.info(
+        "Beam: %s with %s worker(s) (input %s, %d cores)%s",
+        mode,
+        workers or "one per core",
+        "remote" if size is None else f"{size / 2**20:.1f} MB",
+        cores,
+        f"; in-process: {', '.join(per_node)}" if per_node else "",
+    )
     return args + [f"--direct_running_mode={mode}", f"--direct_num_workers={workers}"], per_node
 
 
@@ -97,11 +104,19 @@ def resolve(cfg: PipelineConfig, size: int | None = None, cores: int | None = No
 # Each runner's Beam arguments, filled from the configuration (docs/scale-out.md).
 # Dataflow runs every worker in the pipeline image (custom container: the project, TFX and
 # the Beam SDK are already there, so nothing is staged and TFX builds no package of itself).
-_DATAFLOW = ["--runner=DataflowRunner", "--project={dataflow_project}", "--region={dataflow_region}",
-             "--temp_location={dataflow_temp_location}", "--sdk_container_image={worker_image}",
-             "--sdk_location=container"]
-_PORTABLE = ["--runner=PortableRunner", "--job_endpoint={portable_job_endpoint}",
-             "--environment_type={portable_environment_type}"]
+_DATAFLOW = [
+    "--runner=DataflowRunner",
+    "--project={dataflow_project}",
+    "--region={dataflow_region}",
+    "--temp_location={dataflow_temp_location}",
+    "--sdk_container_image={worker_image}",
+    "--sdk_location=container",
+]
+_PORTABLE = [
+    "--runner=PortableRunner",
+    "--job_endpoint={portable_job_endpoint}",
+    "--environment_type={portable_environment_type}",
+]
 RUNNER_ARGS = {"dataflow": _DATAFLOW, "flink": _PORTABLE, "spark": _PORTABLE, "portable": _PORTABLE}
 # DOCKER workers run an image; naming it as --sdk_container_image too tells TFX that the
 # workers have their dependencies (tfx/utils/dependency_utils.py make_beam_dependency_flags),
@@ -119,10 +134,21 @@ def runner_args(cfg: PipelineConfig, runner: str) -> list[str]:
     if runner == "direct":
         return []
     worker_image = cfg.beam_worker_image or cfg.image
-    values = {**{f: getattr(cfg, f) for f in ("dataflow_project", "dataflow_region", "dataflow_temp_location",
-                                              "portable_job_endpoint", "portable_environment_type",
-                                              "portable_environment_config")},
-              "worker_image": worker_image, "docker_image": cfg.portable_environment_config or worker_image}
+    values = {
+        **{
+            f: getattr(cfg, f)
+            for f in (
+                "dataflow_project",
+                "dataflow_region",
+                "dataflow_temp_location",
+                "portable_job_endpoint",
+                "portable_environment_type",
+                "portable_environment_config",
+            )
+        },
+        "worker_image": worker_image,
+        "docker_image": cfg.portable_environment_config or worker_image,
+    }
     template = RUNNER_ARGS[runner]
     if template is _PORTABLE:
         template = template + ENVIRONMENT_ARGS[cfg.portable_environment_type]

@@ -56,8 +56,8 @@ class PipelineConfig:
     #   "kubernetes":   TFX's stock runner, a tf_serving_image pod (what Kubeflow uses).
     infra_validator_runner: str = "local"
     tf_serving_image: str = "tensorflow/serving:2.20.0"  # IMAGE:TAG or IMAGE@sha256:DIGEST
-    infra_validation_examples: int = 8   # eval examples sent per signature (also the warm-up file)
-    infra_validation_tries: int = 3      # TFX retries a failed validation this often
+    infra_validation_examples: int = 8  # eval examples sent per signature (also the warm-up file)
+    infra_validation_tries: int = 3  # TFX retries a failed validation this often
     infra_validation_timeout_s: int = 300  # per try: the model must load within this
     # `make serve` / `python -m serving serve`: TF Serving's REST and gRPC ports.
     serving_rest_port: int = 8501
@@ -84,14 +84,14 @@ class PipelineConfig:
     # label and exclude_features) and roles that override the inferred ones.
     label: str = ""
     task: str = "auto"
-    positive_class: str = ""   # binary labels stored as strings (or one class against the rest)
+    positive_class: str = ""  # binary labels stored as strings (or one class against the rest)
     features: list[str] = field(default_factory=list)
     exclude_features: list[str] = field(default_factory=list)
     feature_roles: dict[str, str] = field(default_factory=dict)
     # A module with label(inputs) (and TASK, SOURCES) for a label no schema can describe.
     hook: str = ""
-    vocab_size: int = 1000     # most frequent values kept per string / integer category
-    oov_buckets: int = 1       # ids shared by the values beyond them
+    vocab_size: int = 1000  # most frequent values kept per string / integer category
+    oov_buckets: int = 1  # ids shared by the values beyond them
     quantile_buckets: int = 10  # for features with the role "bucketized"
 
     slicing_features: list[str] = field(default_factory=list)
@@ -141,8 +141,8 @@ class PipelineConfig:
     beam_worker_image: str = ""
     dataflow_project: str = ""
     dataflow_region: str = ""
-    dataflow_temp_location: str = ""       # gs://BUCKET/PATH: Dataflow's staging and temp files
-    portable_job_endpoint: str = ""        # HOST:PORT of the Flink / Spark job server
+    dataflow_temp_location: str = ""  # gs://BUCKET/PATH: Dataflow's staging and temp files
+    portable_job_endpoint: str = ""  # HOST:PORT of the Flink / Spark job server
     # DOCKER: workers run portable_environment_config (empty: beam_worker_image);
     # EXTERNAL: a worker pool at portable_environment_config (HOST:PORT);
     # PROCESS: portable_environment_config is {"command": "/opt/apache/beam/boot"}.
@@ -278,8 +278,16 @@ def validate(cfg: PipelineConfig, check_files: bool = True) -> PipelineConfig:
         raise ConfigError(f"image_workdir: must be an absolute path, got {cfg.image_workdir!r}")
     if not cfg.image or any(c.isspace() for c in cfg.image):
         raise ConfigError(f"image: must be an image reference without spaces, got {cfg.image!r}")
-    for name in ("train_steps", "eval_steps", "per_replica_batch_size", "cpu_replicas", "keep_versions",
-                 "infra_validation_examples", "infra_validation_tries", "infra_validation_timeout_s"):
+    for name in (
+        "train_steps",
+        "eval_steps",
+        "per_replica_batch_size",
+        "cpu_replicas",
+        "keep_versions",
+        "infra_validation_examples",
+        "infra_validation_tries",
+        "infra_validation_timeout_s",
+    ):
         if getattr(cfg, name) < 1:
             raise ConfigError(f"{name}: must be >= 1, got {getattr(cfg, name)}")
     if not cfg.hidden_units or any(not isinstance(u, int) or u < 1 for u in cfg.hidden_units):
@@ -288,11 +296,14 @@ def validate(cfg: PipelineConfig, check_files: bool = True) -> PipelineConfig:
         raise ConfigError(f"learning_rate: must be in (0, 1), got {cfg.learning_rate}")
     for name, drop in cfg.edge_max_drop.items():
         if name not in EDGE_METRICS or not isinstance(drop, (int, float)) or drop < 0:
-            raise ConfigError(f"edge_max_drop.{name}: a metric of {', '.join(EDGE_METRICS)} "
-                              f"with a drop >= 0, got {drop!r}")
+            raise ConfigError(
+                f"edge_max_drop.{name}: a metric of {', '.join(EDGE_METRICS)} with a drop >= 0, got {drop!r}"
+            )
     if cfg.edge_export and cfg.oov_buckets != 1:
-        raise ConfigError(f"oov_buckets: the edge export needs 1 (tf.Transform hashes values into more "
-                          f"buckets, which a browser cannot repeat); got {cfg.oov_buckets}; or set edge_export = false")
+        raise ConfigError(
+            f"oov_buckets: the edge export needs 1 (tf.Transform hashes values into more "
+            f"buckets, which a browser cannot repeat); got {cfg.oov_buckets}; or set edge_export = false"
+        )
     if cfg.edge_representative_examples < 1:
         raise ConfigError(f"edge_representative_examples: must be >= 1, got {cfg.edge_representative_examples}")
     for name in ("vocab_size", "oov_buckets", "quantile_buckets"):
@@ -304,8 +315,10 @@ def validate(cfg: PipelineConfig, check_files: bool = True) -> PipelineConfig:
         raise ConfigError(f"fairness_thresholds: each must be in (0, 1), got {cfg.fairness_thresholds}")
     off_grid = [t for t in cfg.fairness_thresholds if abs(t / THRESHOLD_STEP - round(t / THRESHOLD_STEP)) > 1e-6]
     if off_grid:
-        raise ConfigError(f"fairness_thresholds: each must be a multiple of {THRESHOLD_STEP:g} "
-                          f"(the resolution of the Evaluator's prediction histogram), got {off_grid}")
+        raise ConfigError(
+            f"fairness_thresholds: each must be a multiple of {THRESHOLD_STEP:g} "
+            f"(the resolution of the Evaluator's prediction histogram), got {off_grid}"
+        )
     _validate_serving(cfg)
     _validate_splits(cfg)
     _validate_spans(cfg)
@@ -320,8 +333,9 @@ def validate(cfg: PipelineConfig, check_files: bool = True) -> PipelineConfig:
 
 def _validate_serving(cfg: PipelineConfig) -> None:
     if cfg.infra_validator_runner not in INFRA_VALIDATOR_RUNNERS:
-        raise ConfigError(f"infra_validator_runner: one of {', '.join(INFRA_VALIDATOR_RUNNERS)}, "
-                          f"got {cfg.infra_validator_runner!r}")
+        raise ConfigError(
+            f"infra_validator_runner: one of {', '.join(INFRA_VALIDATOR_RUNNERS)}, got {cfg.infra_validator_runner!r}"
+        )
     image, tag, digest = split_image(cfg.tf_serving_image)
     if not image or not (tag or digest):
         raise ConfigError(f"tf_serving_image: IMAGE:TAG or IMAGE@DIGEST, got {cfg.tf_serving_image!r}")
@@ -347,7 +361,8 @@ def _validate_beam_runners(cfg: PipelineConfig) -> None:
         if runner not in BEAM_RUNNER_NEEDS:
             raise ConfigError(f"beam_runners.{component}: one of {known}, got {runner!r}")
     for name, args in [("beam_runner_args", cfg.beam_runner_args)] + [
-            (f"beam_component_args.{c}", a) for c, a in cfg.beam_component_args.items()]:
+        (f"beam_component_args.{c}", a) for c, a in cfg.beam_component_args.items()
+    ]:
         if not isinstance(args, list) or any(not isinstance(a, str) or not a.startswith("--") for a in args):
             raise ConfigError(f"{name}: must be a list of --flag=value Beam arguments, got {args!r}")
     used: dict[str, list[str]] = {}
@@ -360,24 +375,28 @@ def _validate_beam_runners(cfg: PipelineConfig) -> None:
     if "dataflow" in used:
         for name in ("dataflow_temp_location", "pipeline_root"):
             if not getattr(cfg, name).startswith("gs://"):
-                raise ConfigError(f"{name}: Dataflow's workers read and write it: use gs://..., "
-                                  f"got {getattr(cfg, name)!r}")
+                raise ConfigError(
+                    f"{name}: Dataflow's workers read and write it: use gs://..., got {getattr(cfg, name)!r}"
+                )
     if used.keys() & {"flink", "spark", "portable"}:
         host, _, port = cfg.portable_job_endpoint.rpartition(":")
         if not host or not port.isdigit():
             raise ConfigError(f"portable_job_endpoint: HOST:PORT of the job server, got {cfg.portable_job_endpoint!r}")
         kind = cfg.portable_environment_type
         if kind not in PORTABLE_ENVIRONMENT_NEEDS_CONFIG:
-            raise ConfigError(f"portable_environment_type: one of {', '.join(PORTABLE_ENVIRONMENT_NEEDS_CONFIG)}, "
-                              f"got {kind!r}")
+            raise ConfigError(
+                f"portable_environment_type: one of {', '.join(PORTABLE_ENVIRONMENT_NEEDS_CONFIG)}, got {kind!r}"
+            )
         if PORTABLE_ENVIRONMENT_NEEDS_CONFIG[kind] and not cfg.portable_environment_config:
             raise ConfigError(f"portable_environment_config: needed for portable_environment_type {kind}")
     if any(c.isspace() for c in cfg.beam_worker_image):
-        raise ConfigError(f"beam_worker_image: must be an image reference without spaces, got {cfg.beam_worker_image!r}")
+        raise ConfigError(
+            f"beam_worker_image: must be an image reference without spaces, got {cfg.beam_worker_image!r}"
+        )
 
 
 def split_image(reference: str) -> tuple[str, str, str]:
-    """"tensorflow/serving:2.20.0" -> (image, tag, ""); "img@sha256:..." -> (image, "", digest)."""
+    """ "tensorflow/serving:2.20.0" -> (image, tag, ""); "img@sha256:..." -> (image, "", digest)."""
     if "@" in reference:
         image, _, digest = reference.partition("@")
         return image, "", digest
@@ -413,8 +432,10 @@ def _validate_spans(cfg: PipelineConfig) -> None:
     if cfg.window_spans < 1:
         raise ConfigError(f"window_spans: must be >= 1, got {cfg.window_spans}")
     if not spans and (cfg.span >= 0 or cfg.window_spans > 1):
-        raise ConfigError("input_pattern: span and window_spans need a pattern naming spans with {SPAN} "
-                          f"or {{YYYY}}{{MM}}{{DD}} (and no split_patterns), got {cfg.input_pattern!r}")
+        raise ConfigError(
+            "input_pattern: span and window_spans need a pattern naming spans with {SPAN} "
+            f"or {{YYYY}}{{MM}}{{DD}} (and no split_patterns), got {cfg.input_pattern!r}"
+        )
     if spans and "{VERSION" in cfg.input_pattern:
         raise ConfigError("input_pattern: {VERSION} is not supported with spans here; give each span one version")
     for name in ("drift_l_infinity", "drift_jensen_shannon", "warm_start_max_shift"):
@@ -503,9 +524,11 @@ def _dataset_profile(profile: dict, file_values: dict, overrides: dict, path: Pa
             theirs = profile.get(key, file_values.get(key))
             if theirs is None or given != str(theirs):
                 dropped = sorted(k for k in profile if k not in overrides)
-                notes.append(f"{key} is set on the command line, so the [dataset] settings of {path.name} "
-                             f"(for {profile.get('input_base', 'its data')}) are not applied: "
-                             f"{', '.join(dropped)}")
+                notes.append(
+                    f"{key} is set on the command line, so the [dataset] settings of {path.name} "
+                    f"(for {profile.get('input_base', 'its data')}) are not applied: "
+                    f"{', '.join(dropped)}"
+                )
                 return {}
     return profile
 

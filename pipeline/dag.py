@@ -37,19 +37,25 @@ from pipeline.platforms import BASELINE, LOCAL, WARM_START, platform
 
 def example_gen_input_config(cfg: PipelineConfig) -> example_gen_pb2.Input:
     if cfg.split_patterns:
-        return example_gen_pb2.Input(splits=[
-            example_gen_pb2.Input.Split(name=name, pattern=pattern)
-            for name, pattern in cfg.split_patterns.items()])
-    return example_gen_pb2.Input(splits=[
-        example_gen_pb2.Input.Split(name="single_split", pattern=cfg.input_pattern)])
+        return example_gen_pb2.Input(
+            splits=[
+                example_gen_pb2.Input.Split(name=name, pattern=pattern) for name, pattern in cfg.split_patterns.items()
+            ]
+        )
+    return example_gen_pb2.Input(splits=[example_gen_pb2.Input.Split(name="single_split", pattern=cfg.input_pattern)])
 
 
 def example_gen_output_config(cfg: PipelineConfig) -> example_gen_pb2.Output | None:
     if cfg.split_patterns:
         return None  # keep the existing splits
-    return example_gen_pb2.Output(split_config=example_gen_pb2.SplitConfig(splits=[
-        example_gen_pb2.SplitConfig.Split(name=name, hash_buckets=buckets)
-        for name, buckets in cfg.split_ratio.items()]))
+    return example_gen_pb2.Output(
+        split_config=example_gen_pb2.SplitConfig(
+            splits=[
+                example_gen_pb2.SplitConfig.Split(name=name, hash_buckets=buckets)
+                for name, buckets in cfg.split_ratio.items()
+            ]
+        )
+    )
 
 
 def spans_in_use(cfg: PipelineConfig) -> bool:
@@ -63,18 +69,24 @@ def example_gen_span_args(cfg: PipelineConfig) -> dict:
         return {}
     args = {"custom_config": make_window_config(cfg.input_pattern, cfg.window_spans)}
     if cfg.span >= 0:
-        args["range_config"] = range_config_pb2.RangeConfig(static_range=range_config_pb2.StaticRange(
-            start_span_number=cfg.span, end_span_number=cfg.span))
+        args["range_config"] = range_config_pb2.RangeConfig(
+            static_range=range_config_pb2.StaticRange(start_span_number=cfg.span, end_span_number=cfg.span)
+        )
     return args
 
 
 def drift_thresholds(cfg: PipelineConfig) -> str:
-    return json.dumps({"l_infinity": cfg.drift_l_infinity, "jensen_shannon": cfg.drift_jensen_shannon,
-                       "features": dict(cfg.drift_thresholds)}, sort_keys=True)
+    return json.dumps(
+        {
+            "l_infinity": cfg.drift_l_infinity,
+            "jensen_shannon": cfg.drift_jensen_shannon,
+            "features": dict(cfg.drift_thresholds),
+        },
+        sort_keys=True,
+    )
 
 
-def create_pipeline(cfg: PipelineConfig, metadata_connection_config=None,
-                    orchestrator: str = LOCAL) -> Pipeline:
+def create_pipeline(cfg: PipelineConfig, metadata_connection_config=None, orchestrator: str = LOCAL) -> Pipeline:
     on = platform(cfg, orchestrator)
     location = on.location
     plan = plan_of(cfg)
@@ -87,21 +99,26 @@ def create_pipeline(cfg: PipelineConfig, metadata_connection_config=None,
     )
     statistics_gen = StatisticsGen(examples=example_gen.outputs["examples"])
     schema_gen = FingerprintedImportSchemaGen(
-        schema_file=location("schema_path"), fingerprint_of=cfg.path("schema_path")).with_id("ImportSchemaGen")
+        schema_file=location("schema_path"), fingerprint_of=cfg.path("schema_path")
+    ).with_id("ImportSchemaGen")
     example_validator = ExampleValidator(
-        statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"])
+        statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"]
+    )
     validation_gate = ValidationGate(
         anomalies=example_validator.outputs["anomalies"],
         examples=example_gen.outputs["examples"],
         schema=schema_gen.outputs["schema"],
-        fail_on_anomalies=int(cfg.fail_on_anomalies))
+        fail_on_anomalies=int(cfg.fail_on_anomalies),
+    )
 
     transform = Transform(
         examples=example_gen.outputs["examples"],
         schema=schema_gen.outputs["schema"],
         preprocessing_fn="modeling.preprocessing.preprocessing_fn",
-        custom_config={PLAN_KEY: plan.to_json(),
-                       "source_fingerprint": source_fingerprint(*TRANSFORM_MODULES, *hook_modules)},
+        custom_config={
+            PLAN_KEY: plan.to_json(),
+            "source_fingerprint": source_fingerprint(*TRANSFORM_MODULES, *hook_modules),
+        },
         # StatisticsGen already computes the input's statistics, and nothing reads
         # Transform's pre-/post-transform ones: skip those two extra passes.
         disable_statistics=True,
@@ -113,10 +130,13 @@ def create_pipeline(cfg: PipelineConfig, metadata_connection_config=None,
     drift_check = None
     if spans_in_use(cfg):
         drift_check = DriftCheck(
-            statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"],
+            statistics=statistics_gen.outputs["statistics"],
+            schema=schema_gen.outputs["schema"],
             examples=example_gen.outputs["examples"],
             features=json.dumps(sorted(f.name for f in plan.features)),
-            thresholds=drift_thresholds(cfg), fail_on_drift=int(cfg.fail_on_drift))
+            thresholds=drift_thresholds(cfg),
+            fail_on_drift=int(cfg.fail_on_drift),
+        )
         transform.add_upstream_node(drift_check)
     model_base_path = os.path.join(location("serving_dir"), cfg.model_name)
     warm_start = on.warm_start(model_base_path).with_id(WARM_START) if cfg.warm_start else None
@@ -135,8 +155,15 @@ def create_pipeline(cfg: PipelineConfig, metadata_connection_config=None,
             "hidden_units": list(cfg.hidden_units),
             "learning_rate": cfg.learning_rate,
             "source_fingerprint": source_fingerprint(*TRAINER_MODULES, *hook_modules),
-            **({"warm_start": True, "warm_start_steps": cfg.warm_start_steps,
-                "warm_start_max_shift": cfg.warm_start_max_shift} if cfg.warm_start else {}),
+            **(
+                {
+                    "warm_start": True,
+                    "warm_start_steps": cfg.warm_start_steps,
+                    "warm_start_max_shift": cfg.warm_start_max_shift,
+                }
+                if cfg.warm_start
+                else {}
+            ),
         },
         **({"base_model": warm_start.outputs["model"]} if warm_start is not None else {}),
     )
@@ -155,20 +182,25 @@ def create_pipeline(cfg: PipelineConfig, metadata_connection_config=None,
 
     # After the Evaluator (not beside it): a model is infra-validated once it is judged, so
     # the run reads evaluation -> serving check -> push.
-    infra_validator = make_infra_validator(cfg, trainer.outputs["model"], example_gen.outputs["examples"],
-                                           signatures=client_signatures(plan.task))
+    infra_validator = make_infra_validator(
+        cfg, trainer.outputs["model"], example_gen.outputs["examples"], signatures=client_signatures(plan.task)
+    )
     infra_validator.add_upstream_node(evaluator)
 
     # After the Evaluator: only a blessed model is converted; the Pusher publishes what passed.
-    edge_export = EdgeExport(
-        examples=example_gen.outputs["examples"],
-        model=trainer.outputs["model"],
-        transform_graph=transform.outputs["transform_graph"],
-        blessing=evaluator.outputs["blessing"],
-        plan=plan.to_json(),
-        max_drop=json.dumps(cfg.edge_max_drop, sort_keys=True),
-        representative_examples=cfg.edge_representative_examples,
-    ) if cfg.edge_export else None
+    edge_export = (
+        EdgeExport(
+            examples=example_gen.outputs["examples"],
+            model=trainer.outputs["model"],
+            transform_graph=transform.outputs["transform_graph"],
+            blessing=evaluator.outputs["blessing"],
+            plan=plan.to_json(),
+            max_drop=json.dumps(cfg.edge_max_drop, sort_keys=True),
+            representative_examples=cfg.edge_representative_examples,
+        )
+        if cfg.edge_export
+        else None
+    )
 
     pusher = serving_pusher.Pusher(
         model=trainer.outputs["model"],
@@ -177,8 +209,8 @@ def create_pipeline(cfg: PipelineConfig, metadata_connection_config=None,
         custom_config={serving_pusher.KEEP_VERSIONS_KEY: cfg.keep_versions},
         custom_executor_spec=executor_spec.ExecutorClassSpec(serving_pusher.Executor),
         push_destination=pusher_pb2.PushDestination(
-            filesystem=pusher_pb2.PushDestination.Filesystem(
-                base_directory=model_base_path)),
+            filesystem=pusher_pb2.PushDestination.Filesystem(base_directory=model_base_path)
+        ),
         edge_model=edge_export.outputs["edge_model"] if edge_export else None,
     )
 
@@ -201,10 +233,21 @@ def create_pipeline(cfg: PipelineConfig, metadata_connection_config=None,
     return Pipeline(
         pipeline_name=cfg.pipeline_name,
         pipeline_root=location("pipeline_root"),
-        components=[example_gen, statistics_gen, schema_gen, example_validator, validation_gate,
-                    transform, trainer, model_resolver, evaluator, infra_validator]
-                   + ([edge_export] if edge_export else []) + [pusher, report]
-                   + [c for c in (drift_check, warm_start) if c is not None],
+        components=[
+            example_gen,
+            statistics_gen,
+            schema_gen,
+            example_validator,
+            validation_gate,
+            transform,
+            trainer,
+            model_resolver,
+            evaluator,
+            infra_validator,
+        ]
+        + ([edge_export] if edge_export else [])
+        + [pusher, report]
+        + [c for c in (drift_check, warm_start) if c is not None],
         enable_cache=cfg.enable_cache,
         metadata_connection_config=metadata_connection_config,
         beam_pipeline_args=on.beam_args,

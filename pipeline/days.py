@@ -22,8 +22,13 @@ from pipeline.config import PROJECT_DIR, ConfigError, load_config, parse_overrid
 PATTERN = "{YYYY}-{MM}-{DD}/*.tfrecord.gz"
 # What a daily run sets over configs/local.toml (the command line's --set wins).
 DAY_SETTINGS = {
-    "input_pattern": PATTERN, "window_spans": "3", "warm_start": "true", "train_steps": "300",
-    "warm_start_steps": "100", "eval_steps": "20", "drift_l_infinity": "0.1",
+    "input_pattern": PATTERN,
+    "window_spans": "3",
+    "warm_start": "true",
+    "train_steps": "300",
+    "warm_start_steps": "100",
+    "eval_steps": "20",
+    "drift_l_infinity": "0.1",
     # TFDV's Jensen-Shannon divergence re-bins equal-width histograms: for a heavy-tailed
     # feature a few long trips move it (between two clean days of the bundled data:
     # trip_miles 0.78 at 1,000 rows a day, trip_seconds 0.15 at 2,143); for bounded ones it
@@ -52,9 +57,8 @@ def day_records(days: int, rows: int, drifted: int) -> list[list[bytes]]:
 
     from components.example_gen import files_for, read_records
 
-    records = [r for path in files_for(str(PROJECT_DIR / "data" / "taxi"), "*.tfrecord.gz")
-               for r in read_records(path)]
-    per_day = [records[d::days][:rows or None] for d in range(days)]
+    records = [r for path in files_for(str(PROJECT_DIR / "data" / "taxi"), "*.tfrecord.gz") for r in read_records(path)]
+    per_day = [records[d::days][: rows or None] for d in range(days)]
     if drifted:
         changed = []
         for raw in per_day[drifted - 1]:
@@ -80,9 +84,20 @@ def write_span(records: list[bytes], path: str) -> None:
 
 
 def run_day(config_file: str, out: str, overrides: list[str]) -> tuple[int, str]:
-    args = [sys.executable, str(PROJECT_DIR / "local_runner.py"), "--config", config_file,
-            "--set", f"input_base={out}/data", "--set", f"pipeline_root={out}/root",
-            "--set", f"metadata_path={out}/metadata.sqlite", "--set", f"serving_dir={out}/serving"]
+    args = [
+        sys.executable,
+        str(PROJECT_DIR / "local_runner.py"),
+        "--config",
+        config_file,
+        "--set",
+        f"input_base={out}/data",
+        "--set",
+        f"pipeline_root={out}/root",
+        "--set",
+        f"metadata_path={out}/metadata.sqlite",
+        "--set",
+        f"serving_dir={out}/serving",
+    ]
     for o in overrides:
         args += ["--set", o]
     env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
@@ -103,14 +118,22 @@ def day_line(day: str, span: int, rows: int, code: int, output: str, cfg) -> str
     warm = r.warm_start or {}
     start = "warm" if warm.get("warm_started") else "cold"
     drifted = [d for d in (r.drift or []) if d["drifted"]]
-    drift = "no previous span" if not r.drift else \
-        (f"drift (warned): {', '.join(d['feature'] for d in drifted)}" if drifted else
-         f"no drift (max {max(d['value'] for d in r.drift):.3f})")
+    drift = (
+        "no previous span"
+        if not r.drift
+        else (
+            f"drift (warned): {', '.join(d['feature'] for d in drifted)}"
+            if drifted
+            else f"no drift (max {max(d['value'] for d in r.drift):.3f})"
+        )
+    )
     auc = r.overall.get("auc")
-    return (f"{day}  span {span}  rows {rows:>5}  window {'+'.join(r.window) or '-'}  {start} start "
-            f"({warm.get('steps', '?')} steps)  {drift}  AUC {auc:.4f}  "
-            f"-> {'pushed' if r.pushed_to else 'not pushed'}" + ("" if start == "warm" or not warm else
-                                                                 f"  [{warm.get('detail')}]"))
+    return (
+        f"{day}  span {span}  rows {rows:>5}  window {'+'.join(r.window) or '-'}  {start} start "
+        f"({warm.get('steps', '?')} steps)  {drift}  AUC {auc:.4f}  "
+        f"-> {'pushed' if r.pushed_to else 'not pushed'}"
+        + ("" if start == "warm" or not warm else f"  [{warm.get('detail')}]")
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -124,8 +147,11 @@ def main(argv: list[str] | None = None) -> int:
     config_file = str(with_dataset_applied(args.config, out))
     overrides = [f"{k}={v}" for k, v in DAY_SETTINGS.items()] + args.set
     try:
-        cfg = load_config(config_file, {**parse_overrides(overrides), "input_base": f"{out}/data",
-                                        "metadata_path": f"{out}/metadata.sqlite"}, check_files=False)
+        cfg = load_config(
+            config_file,
+            {**parse_overrides(overrides), "input_base": f"{out}/data", "metadata_path": f"{out}/metadata.sqlite"},
+            check_files=False,
+        )
         start = datetime.date.fromisoformat(args.start)
     except (ConfigError, ValueError) as e:
         print(f"config error: {e}", file=sys.stderr)
@@ -140,9 +166,11 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
 
     began = time.monotonic()
-    print(f"{args.days} daily spans in {out}/data (day {drifted} drifted); window {cfg.window_spans} spans, "
-          f"warm start {'on' if cfg.warm_start else 'off'}, drift {'stops' if cfg.fail_on_drift else 'warns'}",
-          flush=True)
+    print(
+        f"{args.days} daily spans in {out}/data (day {drifted} drifted); window {cfg.window_spans} spans, "
+        f"warm start {'on' if cfg.warm_start else 'off'}, drift {'stops' if cfg.fail_on_drift else 'warns'}",
+        flush=True,
+    )
     failures = 0
     for d, records in enumerate(day_records(args.days, args.rows, drifted)):
         day = start + datetime.timedelta(days=d)

@@ -22,13 +22,11 @@ FAIRNESS_METRICS = ("FallOut", "MissRate", "PredictedPositiveRate", "FalseDiscov
 def from_histogram(class_name: str, **kwargs) -> tfma.MetricConfig:
     """TFMA's metric `class_name`, computed from the AUC's prediction histogram (see
     metrics/histogram.py): same name and value, a fraction of the cost."""
-    return tfma.MetricConfig(class_name=class_name + histogram.SUFFIX,
-                             module=histogram.__name__, **kwargs)
+    return tfma.MetricConfig(class_name=class_name + histogram.SUFFIX, module=histogram.__name__, **kwargs)
 
 
 def _ours(module, class_name: str, **config) -> tfma.MetricConfig:
-    return tfma.MetricConfig(class_name=class_name, module=module.__name__,
-                             config=json.dumps(config) if config else "")
+    return tfma.MetricConfig(class_name=class_name, module=module.__name__, config=json.dumps(config) if config else "")
 
 
 def slicing_specs(cfg) -> list[tfma.SlicingSpec]:
@@ -108,8 +106,7 @@ def _regression_metrics(cfg, plan) -> list[tuple[str | None, tfma.MetricConfig]]
     ]
 
 
-METRICS_BY_TASK = {"binary": _binary_metrics, "multiclass": _multiclass_metrics,
-                   "regression": _regression_metrics}
+METRICS_BY_TASK = {"binary": _binary_metrics, "multiclass": _multiclass_metrics, "regression": _regression_metrics}
 
 
 def eval_config(cfg, plan) -> tfma.EvalConfig:
@@ -120,26 +117,28 @@ def eval_config(cfg, plan) -> tfma.EvalConfig:
     Raises gates.GateError for a gate that names no metric of the task.
     """
     task = plan.task
-    thresholds, max_drop = gates.gates_for(task, getattr(cfg, "thresholds", None) or {},
-                                           getattr(cfg, "max_drop", None) or {})
+    thresholds, max_drop = gates.gates_for(
+        task, getattr(cfg, "thresholds", None) or {}, getattr(cfg, "max_drop", None) or {}
+    )
     metrics = []
     for name, metric in METRICS_BY_TASK[task](cfg, plan):
         if name in thresholds or name in max_drop:
-            metric.per_slice_thresholds.append(overall_only(
-                metric_threshold(task, name, thresholds.get(name), max_drop.get(name))))
+            metric.per_slice_thresholds.append(
+                overall_only(metric_threshold(task, name, thresholds.get(name), max_drop.get(name)))
+            )
         metrics.append(metric)
     return tfma.EvalConfig(
-        model_specs=[tfma.ModelSpec(
-            signature_name="serving_default",
-            preprocessing_function_names=["transform_features"],
-            label_key=plan.label_key,
-            prediction_key=plan.output_key,
-        )],
+        model_specs=[
+            tfma.ModelSpec(
+                signature_name="serving_default",
+                preprocessing_function_names=["transform_features"],
+                label_key=plan.label_key,
+                prediction_key=plan.output_key,
+            )
+        ],
         slicing_specs=slicing_specs(cfg),
         metrics_specs=[tfma.MetricsSpec(metrics=metrics)],
     )
-
-
 
 
 def load_config(evaluation_uri: str) -> tfma.EvalConfig:

@@ -24,5 +24,12 @@ def source_fingerprint(*modules: str) -> str:
 
 
 TRANSFORM_MODULES = ("modeling.roles", "modeling.preprocessing")
-TRAINER_MODULES = ("modeling.roles", "modeling.preprocessing", "modeling.network", "modeling.signatures",
-                   "modeling.trainer", "modeling.devices", "modeling.warm_start")
+TRAINER_MODULES = (
+    "modeling.roles",
+    "modeling.preprocessing",
+    "modeling.network",
+    "modeling.signatures",
+    "modeling.trainer",
+    "modeling.devices",
+    "modeling.warm_start",
+)

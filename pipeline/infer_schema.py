@@ -46,8 +46,9 @@ def infer(files: list[str], label: str = "", sample_records: int = SAMPLE_RECORD
             break
     by_name = {f.name: f for f in schema.feature}
     if label and label not in by_name:
-        raise SystemExit(f"infer_schema: --label {label!r} is not a feature of the data "
-                         f"(features: {', '.join(sorted(by_name))})")
+        raise SystemExit(
+            f"infer_schema: --label {label!r} is not a feature of the data (features: {', '.join(sorted(by_name))})"
+        )
     for f in schema.feature:
         if f.type == 2 and not f.HasField("int_domain") and not f.HasField("bool_domain"):  # INT
             values = distinct.get(f.name, set())
@@ -77,14 +78,22 @@ def _statistics(files: list[str]):
     codec = {"GZIP": CompressionTypes.GZIP, "ZLIB": CompressionTypes.DEFLATE, "": CompressionTypes.UNCOMPRESSED}
     out = os.path.join(tempfile.mkdtemp(prefix="infer-schema-"), "stats.tfrecord")
     options = tfdv.StatsOptions()
-    with beam.Pipeline(options=beam.options.pipeline_options.PipelineOptions(
-            ["--runner=FnApiRunner", "--direct_running_mode=in_memory"])) as p:
-        reads = [p | f"Read{i}" >> beam.io.ReadFromTFRecord(f, compression_type=codec[detect_compression(f)])
-                 for i, f in enumerate(files)]
-        _ = (reads | beam.Flatten()
-             | TFExampleBeamRecord(physical_format="tfrecord").BeamSource(options.desired_batch_size)
-             | tfdv.GenerateStatistics(options)
-             | tfdv.WriteStatisticsToTFRecord(out))
+    with beam.Pipeline(
+        options=beam.options.pipeline_options.PipelineOptions(
+            ["--runner=FnApiRunner", "--direct_running_mode=in_memory"]
+        )
+    ) as p:
+        reads = [
+            p | f"Read{i}" >> beam.io.ReadFromTFRecord(f, compression_type=codec[detect_compression(f)])
+            for i, f in enumerate(files)
+        ]
+        _ = (
+            reads
+            | beam.Flatten()
+            | TFExampleBeamRecord(physical_format="tfrecord").BeamSource(options.desired_batch_size)
+            | tfdv.GenerateStatistics(options)
+            | tfdv.WriteStatisticsToTFRecord(out)
+        )
     return tfdv.load_statistics(out)
 
 
@@ -103,18 +112,24 @@ def main(argv: list[str] | None = None) -> int:
     from google.protobuf import text_format
 
     schema, seen = infer(files, args.label)
-    text = (f"# Inferred by `python -m pipeline.infer_schema` from {args.input_base} ({len(files)} files; "
-            f"integer categories from the first {seen} records).\n# Edit domains and presence to taste; "
-            f"see docs for feature roles.\n" + text_format.MessageToString(schema))
+    text = (
+        f"# Inferred by `python -m pipeline.infer_schema` from {args.input_base} ({len(files)} files; "
+        f"integer categories from the first {seen} records).\n# Edit domains and presence to taste; "
+        f"see docs for feature roles.\n" + text_format.MessageToString(schema)
+    )
     os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
     tmp = args.output + ".tmp"
     with open(tmp, "w") as f:
         f.write(text)
     os.replace(tmp, args.output)
     categorical = [f.name for f in schema.feature if f.HasField("int_domain") and f.int_domain.is_categorical]
-    LOG.info("wrote %s: %d features%s%s", args.output, len(schema.feature),
-             f"; integer categories: {', '.join(categorical)}" if categorical else "",
-             f"; label {args.label} not in SERVING" if args.label else "")
+    LOG.info(
+        "wrote %s: %d features%s%s",
+        args.output,
+        len(schema.feature),
+        f"; integer categories: {', '.join(categorical)}" if categorical else "",
+        f"; label {args.label} not in SERVING" if args.label else "",
+    )
     return 0
 
 

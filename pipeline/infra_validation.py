@@ -14,8 +14,10 @@ def serving_spec(cfg: PipelineConfig) -> infra_validator_pb2.ServingSpec:
     image, tag, digest = split_image(cfg.tf_serving_image)
     spec = infra_validator_pb2.ServingSpec(
         tensorflow_serving=infra_validator_pb2.TensorFlowServing(
-            image_name=image, tags=[tag] if tag else [], digests=[digest] if digest else []),
-        model_name=cfg.model_name)
+            image_name=image, tags=[tag] if tag else [], digests=[digest] if digest else []
+        ),
+        model_name=cfg.model_name,
+    )
     if cfg.infra_validator_runner == "local_docker":
         spec.local_docker.SetInParent()
     elif cfg.infra_validator_runner == "kubernetes":
@@ -30,12 +32,14 @@ def request_spec(cfg: PipelineConfig, signatures=SIGNATURES) -> infra_validator_
         tensorflow_serving=infra_validator_pb2.TensorFlowServingRequestSpec(signature_names=list(signatures)),
         split_name="eval",
         num_examples=cfg.infra_validation_examples,
-        make_warmup=True)
+        make_warmup=True,
+    )
 
 
 def validation_spec(cfg: PipelineConfig) -> infra_validator_pb2.ValidationSpec:
     return infra_validator_pb2.ValidationSpec(
-        max_loading_time_seconds=cfg.infra_validation_timeout_s, num_tries=cfg.infra_validation_tries)
+        max_loading_time_seconds=cfg.infra_validation_timeout_s, num_tries=cfg.infra_validation_tries
+    )
 
 
 def make_infra_validator(cfg: PipelineConfig, model, examples, signatures=SIGNATURES) -> InfraValidator:

@@ -37,8 +37,10 @@ class Created:
     endpoint: str
 
     def __str__(self) -> str:
-        return (f"created {self.kind} {self.id} (pipeline {self.pipeline_id}, version {self.version_id}, "
-                f"experiment {self.experiment_id}); see {self.endpoint.rstrip('/')}/#/runs")
+        return (
+            f"created {self.kind} {self.id} (pipeline {self.pipeline_id}, version {self.version_id}, "
+            f"experiment {self.experiment_id}); see {self.endpoint.rstrip('/')}/#/runs"
+        )
 
 
 def check_cron(cron: str) -> str:
@@ -59,8 +61,7 @@ class KfpEndpoint:
         self._secret = token if token is not None else os.environ.get(TOKEN_ENV)
         self._probe()
         try:
-            self._client = kfp.Client(host=host, existing_token=self._secret,
-                                      namespace=namespace or "kubeflow")
+            self._client = kfp.Client(host=host, existing_token=self._secret, namespace=namespace or "kubeflow")
         except Exception as e:  # kfp raises bare exceptions for bad hosts and configs
             raise EndpointError(self._describe(e)) from None
 
@@ -83,11 +84,13 @@ class KfpEndpoint:
     def _describe(self, error: Exception) -> str:
         status = getattr(error, "status", None) or getattr(error, "code", None)
         if status in (401, 403):
-            text = (f"{self.host}: authentication failed (HTTP {status}); "
-                    f"set {TOKEN_ENV} to a valid token for this endpoint")
+            text = (
+                f"{self.host}: authentication failed (HTTP {status}); "
+                f"set {TOKEN_ENV} to a valid token for this endpoint"
+            )
         elif status:
             reason = getattr(error, "reason", "") or ""
-            body = (getattr(error, "body", "") or "")
+            body = getattr(error, "body", "") or ""
             if isinstance(body, bytes):
                 body = body.decode(errors="replace")
             text = f"{self.host}: HTTP {status} {reason} {body[:200]}".strip()
@@ -112,8 +115,9 @@ class KfpEndpoint:
             pass
         except Exception as e:
             raise EndpointError(f"finding experiment {name!r}: {self._describe(e)}") from None
-        created = self._call(f"creating experiment {name!r}", self._client.create_experiment,
-                             name, namespace=self.namespace)
+        created = self._call(
+            f"creating experiment {name!r}", self._client.create_experiment, name, namespace=self.namespace
+        )
         return created.experiment_id
 
     def _pipeline_version(self, document: dict, name: str | None) -> tuple[str, str]:
@@ -127,42 +131,73 @@ class KfpEndpoint:
                 f.write(content)
             pipeline_id = self._call("looking up the pipeline", self._client.get_pipeline_id, name)
             if pipeline_id is None:
-                pipeline = self._call(f"uploading pipeline {name!r}", self._client.upload_pipeline,
-                                      package, pipeline_name=name, namespace=self.namespace)
+                pipeline = self._call(
+                    f"uploading pipeline {name!r}",
+                    self._client.upload_pipeline,
+                    package,
+                    pipeline_name=name,
+                    namespace=self.namespace,
+                )
                 pipeline_id = pipeline.pipeline_id
             existing = self._find_version(pipeline_id, version_name)
             if existing:
                 LOG.info("pipeline %s: version %s already uploaded, reusing it", name, version_name)
                 return pipeline_id, existing
-            version = self._call(f"uploading version {version_name!r}", self._client.upload_pipeline_version,
-                                 package, version_name, pipeline_id=pipeline_id)
+            version = self._call(
+                f"uploading version {version_name!r}",
+                self._client.upload_pipeline_version,
+                package,
+                version_name,
+                pipeline_id=pipeline_id,
+            )
             LOG.info("pipeline %s: uploaded version %s", name, version_name)
             return pipeline_id, version.pipeline_version_id
 
     def _find_version(self, pipeline_id: str, version_name: str) -> str | None:
-        listing = self._call("listing pipeline versions", self._client.list_pipeline_versions,
-                             pipeline_id, page_size=100)
+        listing = self._call(
+            "listing pipeline versions", self._client.list_pipeline_versions, pipeline_id, page_size=100
+        )
         for v in listing.pipeline_versions or []:
             if v.display_name == version_name:
                 return v.pipeline_version_id
         return None
 
-    def submit(self, spec_path: str, experiment: str, params: dict[str, str],
-               pipeline_name: str | None = None, run_name: str | None = None) -> Created:
+    def submit(
+        self,
+        spec_path: str,
+        experiment: str,
+        params: dict[str, str],
+        pipeline_name: str | None = None,
+        run_name: str | None = None,
+    ) -> Created:
         document, root = pipeline_spec_document(spec_path), pipeline_root(spec_path)
         pipeline_id, version_id = self._pipeline_version(document, pipeline_name)
         experiment_id = self._experiment_id(experiment)
         # The uploaded pipeline spec carries no root: without one in the run's runtime config
         # the backend writes to its default MinIO root (driver/root_dag.go:108-113).
-        run = self._call("creating the run", self._client.run_pipeline,
-                         experiment_id=experiment_id, job_name=run_name or _default_name(document),
-                         params=params, pipeline_id=pipeline_id, version_id=version_id,
-                         pipeline_root=root)
+        run = self._call(
+            "creating the run",
+            self._client.run_pipeline,
+            experiment_id=experiment_id,
+            job_name=run_name or _default_name(document),
+            params=params,
+            pipeline_id=pipeline_id,
+            version_id=version_id,
+            pipeline_root=root,
+        )
         return Created("run", run.run_id, pipeline_id, version_id, experiment_id, self.host)
 
-    def schedule(self, spec_path: str, experiment: str, params: dict[str, str], cron: str,
-                 max_concurrency: int = 1, catchup: bool = False, pipeline_name: str | None = None,
-                 run_name: str | None = None) -> Created:
+    def schedule(
+        self,
+        spec_path: str,
+        experiment: str,
+        params: dict[str, str],
+        cron: str,
+        max_concurrency: int = 1,
+        catchup: bool = False,
+        pipeline_name: str | None = None,
+        run_name: str | None = None,
+    ) -> Created:
         check_cron(cron)
         if max_concurrency < 1:
             raise SpecError("max concurrency must be >= 1")
@@ -170,12 +205,19 @@ class KfpEndpoint:
         pipeline_id, version_id = self._pipeline_version(document, pipeline_name)
         experiment_id = self._experiment_id(experiment)
         recurring = self._call(
-            "creating the recurring run", self._client.create_recurring_run,
-            experiment_id=experiment_id, job_name=run_name or _default_name(document, "daily"),
-            cron_expression=cron, max_concurrency=max_concurrency, no_catchup=not catchup,
-            params=params, pipeline_id=pipeline_id, version_id=version_id, pipeline_root=root)
-        return Created("recurring run", recurring.recurring_run_id, pipeline_id, version_id,
-                       experiment_id, self.host)
+            "creating the recurring run",
+            self._client.create_recurring_run,
+            experiment_id=experiment_id,
+            job_name=run_name or _default_name(document, "daily"),
+            cron_expression=cron,
+            max_concurrency=max_concurrency,
+            no_catchup=not catchup,
+            params=params,
+            pipeline_id=pipeline_id,
+            version_id=version_id,
+            pipeline_root=root,
+        )
+        return Created("recurring run", recurring.recurring_run_id, pipeline_id, version_id, experiment_id, self.host)
 
 
 def _default_name(document: dict, suffix: str | None = None) -> str:

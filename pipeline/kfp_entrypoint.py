@@ -99,8 +99,7 @@ def _is_file_based_example_gen(executor_class_path: str) -> bool:
     from tfx.utils import import_utils
 
     cls = import_utils.import_class_by_path(executor_class_path)
-    return (issubclass(cls, base_example_gen_executor.BaseExampleGenExecutor)
-            or getattr(cls, "FILE_BASED", False))
+    return issubclass(cls, base_example_gen_executor.BaseExampleGenExecutor) or getattr(cls, "FILE_BASED", False)
 
 
 def run(args, beam_args: list[str]) -> None:
@@ -114,8 +113,7 @@ def run(args, beam_args: list[str]) -> None:
     args.json_serialized_invocation_args = json.dumps(adapted)
     executor_input = pipeline_spec_pb2.ExecutorInput()
     json_format.ParseDict(adapted, executor_input, ignore_unknown_fields=True)
-    if "input_base" in executor_input.inputs.parameter_values and _is_file_based_example_gen(
-            args.executor_class_path):
+    if "input_base" in executor_input.inputs.parameter_values and _is_file_based_example_gen(args.executor_class_path):
         from tfx.orchestration.kubeflow.v2.file_based_example_gen import driver
 
         spec = pipeline_spec_pb2.ComponentInputsSpec()

@@ -106,8 +106,7 @@ def _deployment(spec):
 
     deployment = pipeline_spec_pb2.PipelineDeploymentConfig()
     try:
-        json_format.ParseDict(json_format.MessageToDict(spec.deployment_spec), deployment,
-                              ignore_unknown_fields=False)
+        json_format.ParseDict(json_format.MessageToDict(spec.deployment_spec), deployment, ignore_unknown_fields=False)
     except json_format.ParseError as e:
         raise SpecError(f"deploymentSpec: {e}") from None
     return deployment
@@ -134,13 +133,17 @@ def check_runnable(spec, deployment) -> None:
             raise SpecError(f"task {name}: {kind} executors do not run on open-source Kubeflow Pipelines")
         if task.HasField("trigger_policy") and task.trigger_policy.condition:
             raise SpecError(f"task {name}: conditions are not supported here")
-        if _kubernetes_infra_validation(task, executor.container) and list(executor.container.command) != ENTRYPOINT \
-                and not any(e.name == "KFP_NAMESPACE" for e in executor.container.env):
+        if (
+            _kubernetes_infra_validation(task, executor.container)
+            and list(executor.container.command) != ENTRYPOINT
+            and not any(e.name == "KFP_NAMESPACE" for e in executor.container.env)
+        ):
             raise SpecError(
                 f"task {name}: TFX's KubernetesRunner needs KFP_NAMESPACE (tfx/utils/kube_utils.py:236-259), "
                 "which KFP does not set (it sets KFP_POD_NAME and KFP_POD_UID: argocompiler/common.go:43-56); "
                 "every model would be marked not blessed and the run would still succeed. Run the task "
-                "through pipeline.kfp_entrypoint (pipeline/kubeflow.py does)")
+                "through pipeline.kfp_entrypoint (pipeline/kubeflow.py does)"
+            )
 
 
 def _kubernetes_infra_validation(task, container) -> bool:
@@ -155,8 +158,10 @@ def check_runs_here(spec, deployment) -> None:
     for name, task in spec.root.dag.tasks.items():
         container = deployment.executors[spec.components[task.component_ref.name].executor_label].container
         if _kubernetes_infra_validation(task, container):
-            raise SpecError(f"task {name}: the InfraValidator's kubernetes runner starts a TF Serving pod, which "
-                            "needs a cluster; compile with --set infra_validator_runner=local for a local run")
+            raise SpecError(
+                f"task {name}: the InfraValidator's kubernetes runner starts a TF Serving pod, which "
+                "needs a cluster; compile with --set infra_validator_runner=local for a local run"
+            )
 
 
 def pipeline_parameters(job, spec, overrides: dict[str, str]) -> dict[str, Any]:
@@ -193,8 +198,7 @@ def through_mlmd(key: str, value: Any) -> Any:
         return {"list": value}
     if isinstance(value, dict):
         return {"struct": value}
-    raise SpecError(f"metadata {key!r}: KFP cannot record a {type(value).__name__} value "
-                    "(metadata/converter.go:168)")
+    raise SpecError(f"metadata {key!r}: KFP cannot record a {type(value).__name__} value (metadata/converter.go:168)")
 
 
 class Store:
@@ -219,7 +223,10 @@ class Store:
         artifact_id = str(self.data["next_id"])
         self.data["next_id"] += 1
         self.data["artifacts"][artifact_id] = {
-            "uri": uri, "metadata": {k: through_mlmd(k, v) for k, v in metadata.items()}, "markers": markers}
+            "uri": uri,
+            "metadata": {k: through_mlmd(k, v) for k, v in metadata.items()},
+            "markers": markers,
+        }
         return artifact_id
 
     def runtime_artifact(self, artifact_id: str):
@@ -238,14 +245,21 @@ def cache_key(ex, container) -> str:
     from google.protobuf import json_format
 
     key = {
-        "inputArtifactNames": {k: {"artifactNames": [a.name for a in v.artifacts]}
-                               for k, v in ex.inputs.artifacts.items()},
+        "inputArtifactNames": {
+            k: {"artifactNames": [a.name for a in v.artifacts]} for k, v in ex.inputs.artifacts.items()
+        },
         "inputParameterValues": {k: json_format.MessageToDict(v) for k, v in ex.inputs.parameter_values.items()},
-        "outputArtifactsSpec": {k: json_format.MessageToDict(_without_uri(v.artifacts[0]))
-                                for k, v in ex.outputs.artifacts.items() if v.artifacts},
+        "outputArtifactsSpec": {
+            k: json_format.MessageToDict(_without_uri(v.artifacts[0]))
+            for k, v in ex.outputs.artifacts.items()
+            if v.artifacts
+        },
         "outputParametersSpec": {},
-        "containerSpec": {"image": container.image,
-                          "cmdArgs": list(container.command) + list(container.args), "pvcNames": []},
+        "containerSpec": {
+            "image": container.image,
+            "cmdArgs": list(container.command) + list(container.args),
+            "pvcNames": [],
+        },
     }
     return hashlib.sha256(json.dumps(key, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
@@ -270,8 +284,17 @@ def second_run_cache_hits(spec) -> list[str]:
     return hits
 
 
-def _executor_input(task_name: str, task, component, params: dict[str, Any], store: Store,
-                    run: LocalRun, task_root: str, pod_dir: str, publish_logs: bool):
+def _executor_input(
+    task_name: str,
+    task,
+    component,
+    params: dict[str, Any],
+    store: Store,
+    run: LocalRun,
+    task_root: str,
+    pod_dir: str,
+    publish_logs: bool,
+):
     from google.protobuf import json_format
     from kfp.pipeline_spec import pipeline_spec_pb2 as ps
 
@@ -295,7 +318,8 @@ def _executor_input(task_name: str, task, component, params: dict[str, Any], sto
     definitions = dict(component.output_definitions.artifacts)
     if publish_logs:
         definitions[LOGS_OUTPUT] = ps.ComponentOutputsSpec.ArtifactSpec(
-            artifact_type=ps.ArtifactTypeSchema(schema_title="system.Artifact"))
+            artifact_type=ps.ArtifactTypeSchema(schema_title="system.Artifact")
+        )
     for key, definition in definitions.items():
         art = ex.outputs.artifacts[key].artifacts.add()
         art.name = key
@@ -346,8 +370,10 @@ def download(uri: str, local_dir: str, markers: str) -> None:
             else:
                 shutil.copyfile(key, local_path)
         except (NotADirectoryError, FileExistsError, IsADirectoryError) as e:
-            raise RuntimeError(f"failed to download input artifact from remote storage URI {uri!r}: "
-                               f"{e} (a zero-byte directory marker object, kubeflow/pipelines#13476)") from None
+            raise RuntimeError(
+                f"failed to download input artifact from remote storage URI {uri!r}: "
+                f"{e} (a zero-byte directory marker object, kubeflow/pipelines#13476)"
+            ) from None
 
 
 def _collect_outputs(task_name: str, ex, store: Store, markers: str) -> dict[str, Any]:
@@ -375,9 +401,16 @@ def _collect_outputs(task_name: str, ex, store: Store, markers: str) -> dict[str
     return results
 
 
-def run_compiled(job_path: str, params: dict[str, str] | None = None, pipeline_root: str | None = None,
-                 local_storage: bool = False, publish_logs: bool = True, image_workdir: str = PROJECT_DIR,
-                 log_dir: str | None = None, on_progress=None) -> LocalRun:
+def run_compiled(
+    job_path: str,
+    params: dict[str, str] | None = None,
+    pipeline_root: str | None = None,
+    local_storage: bool = False,
+    publish_logs: bool = True,
+    image_workdir: str = PROJECT_DIR,
+    log_dir: str | None = None,
+    on_progress=None,
+) -> LocalRun:
     """Run every task of the compiled spec at `job_path`; raises SpecError or TaskFailed."""
 
     job, spec = load_job(job_path)
@@ -391,8 +424,10 @@ def run_compiled(job_path: str, params: dict[str, str] | None = None, pipeline_r
         raise SpecError("no pipeline root: the spec has none and none was given")
     if not local_storage:
         check_pipeline_root(root)
-        raise SpecError(f"pipeline root {root}: run-local writes to local storage only; "
-                        "give --pipeline-root DIR --local-storage for a local proof")
+        raise SpecError(
+            f"pipeline root {root}: run-local writes to local storage only; "
+            "give --pipeline-root DIR --local-storage for a local proof"
+        )
     if "://" in root:
         raise SpecError(f"--local-storage needs a directory as the pipeline root, got {root!r}")
     root = os.path.abspath(root)
@@ -443,8 +478,7 @@ def _run_task(name, ex, container, run: LocalRun, store: Store, log_dir, pod_dir
         argv = _command(name, container, json_format.MessageToJson(ex, indent=None))
         env = {k: v for k, v in os.environ.items() if k != "KFP_NAMESPACE"}
         env.update({e.name: e.value for e in container.env})
-        env.update(KFP_POD_NAME=f"{run.run_id}-{name.lower()}", KFP_POD_UID=str(uuid.uuid4()),
-                   PYTHONPATH=image_workdir)
+        env.update(KFP_POD_NAME=f"{run.run_id}-{name.lower()}", KFP_POD_UID=str(uuid.uuid4()), PYTHONPATH=image_workdir)
         with open(log_path, "w") as log:
             proc = subprocess.run(argv, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=image_workdir)
     except RuntimeError as e:

@@ -48,7 +48,8 @@ def check_argo_task_names(task_names) -> None:
                 raise SpecError(
                     f"task {name!r}: Argo refuses the DAG task {argo_name!r} when the run is created "
                     f"(names must match [a-zA-Z0-9][-a-zA-Z0-9]* and have at most {ARGO_NAME_MAX} "
-                    "characters): rename the node (its id in pipeline/dag.py)")
+                    "characters): rename the node (its id in pipeline/dag.py)"
+                )
 
 
 def compile_pipeline(cfg: PipelineConfig, output: str) -> dict[str, Any]:
@@ -59,18 +60,22 @@ def compile_pipeline(cfg: PipelineConfig, output: str) -> dict[str, Any]:
 
     for name in ("pipeline_root", "serving_dir", "input_base"):
         if "://" not in getattr(cfg, name):
-            LOG.warning("%s is a path inside the task's container (%s): on a cluster, use a URI "
-                        "every task can reach (gs://...)", name, cfg.image_path(name))
+            LOG.warning(
+                "%s is a path inside the task's container (%s): on a cluster, use a URI "
+                "every task can reach (gs://...)",
+                name,
+                cfg.image_path(name),
+            )
     runner = tfx.orchestration.experimental.KubeflowV2DagRunner(
         config=tfx.orchestration.experimental.KubeflowV2DagRunnerConfig(
-            default_image=cfg.image, use_pipeline_spec_2_1=True),
+            default_image=cfg.image, use_pipeline_spec_2_1=True
+        ),
         output_dir=os.path.dirname(os.path.abspath(output)),
         output_filename=os.path.basename(output),
     )
     on = platform(cfg, KUBEFLOW)
     defaults = {name: p.default for name, p in on.runtime_parameters.items()}
-    job = runner.run(create_pipeline(cfg, orchestrator=KUBEFLOW), parameter_values=defaults,
-                     write_out=False)
+    job = runner.run(create_pipeline(cfg, orchestrator=KUBEFLOW), parameter_values=defaults, write_out=False)
     for name, value in defaults.items():
         job["pipelineSpec"]["root"]["inputDefinitions"]["parameters"][name]["defaultValue"] = value
     job.pop("labels", None)  # TFX's telemetry labels name the Python version and host OS
@@ -94,9 +99,11 @@ LAUNCHER_SCHEMES = ("gs://", "s3://", "minio://", "mem://")
 def check_pipeline_root(root: str) -> str:
     m = BUCKET_URI.match(root or "")
     if not m or m.group(1) not in LAUNCHER_SCHEMES:
-        raise SpecError(f"pipeline root {root!r}: KFP's launcher accepts only a bucket URI "
-                        f"({', '.join(s + 'BUCKET/...' for s in LAUNCHER_SCHEMES[:3])}); "
-                        "set pipeline_root in the config and compile again")
+        raise SpecError(
+            f"pipeline root {root!r}: KFP's launcher accepts only a bucket URI "
+            f"({', '.join(s + 'BUCKET/...' for s in LAUNCHER_SCHEMES[:3])}); "
+            "set pipeline_root in the config and compile again"
+        )
     return root
 
 

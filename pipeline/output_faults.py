@@ -144,12 +144,14 @@ def which_output(path: str, cfg: PipelineConfig) -> tuple[str, str]:
     return best
 
 
-def fault_line(code: int | None, path: str, cfg: PipelineConfig, what: str | None = None,
-               setting: str | None = None) -> str:
+def fault_line(
+    code: int | None, path: str, cfg: PipelineConfig, what: str | None = None, setting: str | None = None
+) -> str:
     if what is None or setting is None:
         what, setting = which_output(path, cfg)
-    elsewhere = "move the pipeline root (the logs go beside it)" if what == "the log directory" \
-        else "use another location"
+    elsewhere = (
+        "move the pipeline root (the logs go beside it)" if what == "the log directory" else "use another location"
+    )
     return _line(code, path, what, f"{elsewhere}: --set {setting}=PATH")
 
 
@@ -166,8 +168,9 @@ def describe_report_fault(exc: BaseException, out_dir: str) -> str | None:
     if not found:
         return None
     code, path = found
-    return _line(code, path if path and path != METADATA else out_dir, "the report directory",
-                 "write it elsewhere: --out DIR")
+    return _line(
+        code, path if path and path != METADATA else out_dir, "the report directory", "write it elsewhere: --out DIR"
+    )
 
 
 def find_fault(exc: BaseException) -> tuple[int, str | None] | None:

@@ -22,16 +22,40 @@ _CACHE: dict[str, Plan] = {}
 def plan_of(cfg: PipelineConfig) -> Plan:
     from components.schema import load_schema
 
-    key = json.dumps([cfg.path("schema_path"), cfg.path("input_base"), cfg.input_pattern, cfg.split_patterns,
-                      cfg.label, cfg.task, cfg.positive_class, cfg.features, cfg.exclude_features,
-                      cfg.feature_roles, cfg.hook, cfg.vocab_size, cfg.oov_buckets, cfg.quantile_buckets],
-                     sort_keys=True)
+    key = json.dumps(
+        [
+            cfg.path("schema_path"),
+            cfg.path("input_base"),
+            cfg.input_pattern,
+            cfg.split_patterns,
+            cfg.label,
+            cfg.task,
+            cfg.positive_class,
+            cfg.features,
+            cfg.exclude_features,
+            cfg.feature_roles,
+            cfg.hook,
+            cfg.vocab_size,
+            cfg.oov_buckets,
+            cfg.quantile_buckets,
+        ],
+        sort_keys=True,
+    )
     if key not in _CACHE:
         _CACHE[key] = make_plan(
-            load_schema(cfg.path("schema_path")), label=cfg.label, task=cfg.task,
-            positive_class=cfg.positive_class, features=cfg.features, exclude=cfg.exclude_features,
-            roles=cfg.feature_roles, hook=cfg.hook, label_sample=label_sampler(cfg),
-            vocab_size=cfg.vocab_size, oov_buckets=cfg.oov_buckets, quantile_buckets=cfg.quantile_buckets)
+            load_schema(cfg.path("schema_path")),
+            label=cfg.label,
+            task=cfg.task,
+            positive_class=cfg.positive_class,
+            features=cfg.features,
+            exclude=cfg.exclude_features,
+            roles=cfg.feature_roles,
+            hook=cfg.hook,
+            label_sample=label_sampler(cfg),
+            vocab_size=cfg.vocab_size,
+            oov_buckets=cfg.oov_buckets,
+            quantile_buckets=cfg.quantile_buckets,
+        )
     return _CACHE[key]
 
 

@@ -44,14 +44,14 @@ WARM_START = "WarmStartModel"
 class Platform:
     name: str
     location: Callable[[str], str]  # a path setting -> where tasks find it
-    input_base: Any                  # str, or a RuntimeParameter
-    train_args: Any                  # trainer_pb2.TrainArgs, or a RuntimeParameter (JSON)
-    baseline: Callable[..., Any]     # (model_base_path, candidate model channel) -> node with outputs["model"]
+    input_base: Any  # str, or a RuntimeParameter
+    train_args: Any  # trainer_pb2.TrainArgs, or a RuntimeParameter (JSON)
+    baseline: Callable[..., Any]  # (model_base_path, candidate model channel) -> node with outputs["model"]
     evaluator: type
     beam_args: list[str]
     node_beam_args: dict[str, list[str]] = field(default_factory=dict)
-    trainer_resources: Any = None    # PipelineContainerSpec.ResourceSpec, or None
-    uncached: tuple[str, ...] = ()   # node ids whose output depends on the world outside
+    trainer_resources: Any = None  # PipelineContainerSpec.ResourceSpec, or None
+    uncached: tuple[str, ...] = ()  # node ids whose output depends on the world outside
     runtime_parameters: dict[str, Any] = field(default_factory=dict)
     warm_start: Callable[..., Any] | None = None  # (model_base_path) -> node with outputs["model"]
 
@@ -61,10 +61,10 @@ def runtime_parameters(cfg: PipelineConfig) -> dict[str, Any]:
     from tfx.orchestration.data_types import RuntimeParameter
 
     return {
-        "input_base": RuntimeParameter(
-            name="input_base", ptype=str, default=cfg.image_path("input_base")),
+        "input_base": RuntimeParameter(name="input_base", ptype=str, default=cfg.image_path("input_base")),
         "train_args": RuntimeParameter(
-            name="train_args", ptype=str, default=json.dumps({"num_steps": cfg.train_steps})),
+            name="train_args", ptype=str, default=json.dumps({"num_steps": cfg.train_steps})
+        ),
     }
 
 
@@ -121,9 +121,11 @@ def _latest_blessed_model(model_base_path: str):
     from tfx.dsl.input_resolution.strategies.latest_blessed_model_strategy import LatestBlessedModelStrategy
     from tfx.types import Channel, standard_artifacts
 
-    return Resolver(strategy_class=LatestBlessedModelStrategy,
-                    model=Channel(type=standard_artifacts.Model),
-                    model_blessing=Channel(type=standard_artifacts.ModelBlessing))
+    return Resolver(
+        strategy_class=LatestBlessedModelStrategy,
+        model=Channel(type=standard_artifacts.Model),
+        model_blessing=Channel(type=standard_artifacts.ModelBlessing),
+    )
 
 
 def _serving_dir_model(model_base_path: str):
@@ -144,11 +146,16 @@ def local(cfg: PipelineConfig) -> Platform:
 
     beam_args, node_beam_args = beam.plan(cfg)
     return Platform(
-        name=LOCAL, location=cfg.path, input_base=cfg.path("input_base"),
+        name=LOCAL,
+        location=cfg.path,
+        input_base=cfg.path("input_base"),
         train_args=trainer_pb2.TrainArgs(num_steps=cfg.train_steps),
-        baseline=_resolver_baseline, evaluator=Evaluator,
-        beam_args=beam_args, node_beam_args=beam.local_node_args(cfg, node_beam_args),
-        warm_start=_latest_blessed_model)
+        baseline=_resolver_baseline,
+        evaluator=Evaluator,
+        beam_args=beam_args,
+        node_beam_args=beam.local_node_args(cfg, node_beam_args),
+        warm_start=_latest_blessed_model,
+    )
 
 
 def kubeflow(cfg: PipelineConfig) -> Platform:
@@ -156,12 +163,18 @@ def kubeflow(cfg: PipelineConfig) -> Platform:
 
     params = runtime_parameters(cfg)
     return Platform(
-        name=KUBEFLOW, location=cfg.image_path, input_base=params["input_base"],
+        name=KUBEFLOW,
+        location=cfg.image_path,
+        input_base=params["input_base"],
         train_args=params["train_args"],
-        baseline=_serving_dir_baseline, evaluator=baseline_model.BaselineAwareEvaluator,
-        beam_args=pod_beam_args(cfg), trainer_resources=trainer_resources(cfg),
+        baseline=_serving_dir_baseline,
+        evaluator=baseline_model.BaselineAwareEvaluator,
+        beam_args=pod_beam_args(cfg),
+        trainer_resources=trainer_resources(cfg),
         uncached=("ImportExampleGen", BASELINE) + ((WARM_START,) if cfg.warm_start else ()),
-        runtime_parameters=params, warm_start=_serving_dir_model)
+        runtime_parameters=params,
+        warm_start=_serving_dir_model,
+    )
 
 
 PLATFORMS: dict[str, Callable[[PipelineConfig], Platform]] = {LOCAL: local, KUBEFLOW: kubeflow}

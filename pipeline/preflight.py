@@ -36,8 +36,10 @@ def input_files(cfg: PipelineConfig) -> dict[str, list[str]]:
     for split, pattern in patterns.items():
         files = sorted(f for f in glob.glob(os.path.join(base, pattern)) if os.path.isfile(f))
         if not files:
-            raise InputError(f"no input files match {os.path.join(base, pattern)}"
-                             + (f" (split '{split}')" if split != "all" else ""))
+            raise InputError(
+                f"no input files match {os.path.join(base, pattern)}"
+                + (f" (split '{split}')" if split != "all" else "")
+            )
         found[split] = files
     return found
 
@@ -71,8 +73,9 @@ def _parse(path: str, index: int, raw: bytes) -> None:
     try:
         tf.train.Example.FromString(raw)
     except Exception as e:  # protobuf's DecodeError
-        raise InputError(f"{path}: record {index} does not parse as a tf.train.Example "
-                         f"({type(e).__name__}: {e})") from None
+        raise InputError(
+            f"{path}: record {index} does not parse as a tf.train.Example ({type(e).__name__}: {e})"
+        ) from None
 
 
 def beside_root(cfg: PipelineConfig, suffix: str) -> str:
@@ -115,8 +118,10 @@ def check_inputs(cfg: PipelineConfig) -> dict[str, int]:
             total += count
         if total == 0:
             names = ", ".join(os.path.basename(f) for f in files[:5]) + (", ..." if len(files) > 5 else "")
-            raise InputError(f"input for {'split ' + repr(split) if split != 'all' else 'the pipeline'} "
-                             f"has no records (empty: {names} under {cfg.path('input_base')})")
+            raise InputError(
+                f"input for {'split ' + repr(split) if split != 'all' else 'the pipeline'} "
+                f"has no records (empty: {names} under {cfg.path('input_base')})"
+            )
         counts[split] = total
     if seen and seen != checked and not remote_root:
         os.makedirs(os.path.dirname(memo_path), exist_ok=True)
@@ -156,8 +161,9 @@ class RunLock:
             self._file.seek(0)
             holder = self._file.read().strip() or "another process"
             self._file.close()
-            raise RunLocked(f"another run ({holder}) is using this pipeline root; "
-                               f"wait for it to finish (lock: {self.path})") from None
+            raise RunLocked(
+                f"another run ({holder}) is using this pipeline root; wait for it to finish (lock: {self.path})"
+            ) from None
         self._file.seek(0)
         self._file.truncate()
         self._file.write(f"pid {os.getpid()}")

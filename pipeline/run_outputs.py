@@ -53,8 +53,8 @@ def latest_outputs(store, pipeline_name: str, node_id: str) -> dict[str, list]:
 class RunResult:
     blessed: bool | None = None
     evaluation_uri: str | None = None
-    task: str | None = None            # binary, multiclass or regression: what the Evaluator judged
-    gates: str | None = None           # the gates in force, in words (metrics.gates.describe)
+    task: str | None = None  # binary, multiclass or regression: what the Evaluator judged
+    gates: str | None = None  # the gates in force, in words (metrics.gates.describe)
     failures: list[str] = field(default_factory=list)
     overall: dict[str, float] = field(default_factory=dict)
     baseline_overall: dict[str, float] = field(default_factory=dict)
@@ -67,7 +67,7 @@ class RunResult:
     window: dict[str, int] = field(default_factory=dict)
     warm_start: dict | None = None
     drift: list[dict] | None = None
-    edge_report: dict | None = None    # EdgeExport's edge_report.json; None: it did not convert
+    edge_report: dict | None = None  # EdgeExport's edge_report.json; None: it did not convert
 
 
 def overall_metrics(evaluation_uri: str) -> tuple[dict[str, float], dict[str, float]]:

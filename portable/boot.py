@@ -60,8 +60,13 @@ def parse_args(argv):
 def worker_pool(port: int) -> int:
     """boot.go `--worker_pool`: Beam's worker pool, starting each worker through this file."""
     os.environ[WORKER_POOL_ID_ENV] = str(os.getpid())
-    cmd = [sys.executable, "-m", "apache_beam.runners.worker.worker_pool_main",
-           f"--service_port={port}", f"--container_executable={os.path.abspath(__file__)}"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "apache_beam.runners.worker.worker_pool_main",
+        f"--service_port={port}",
+        f"--container_executable={os.path.abspath(__file__)}",
+    ]
     LOG.info("starting worker pool %s: %s", os.getpid(), " ".join(cmd))
     return subprocess.call(cmd)
 
@@ -72,8 +77,9 @@ def provision_info(endpoint: str, worker_id: str):
 
     with grpc.insecure_channel(endpoint) as channel:
         stub = beam_provision_api_pb2_grpc.ProvisionServiceStub(channel)
-        return stub.GetProvisionInfo(beam_provision_api_pb2.GetProvisionInfoRequest(),
-                                     metadata=[("worker_id", worker_id)]).info
+        return stub.GetProvisionInfo(
+            beam_provision_api_pb2.GetProvisionInfoRequest(), metadata=[("worker_id", worker_id)]
+        ).info
 
 
 def materialize(endpoint: str, dependencies, dest: str) -> list[str]:
@@ -90,12 +96,12 @@ def materialize(endpoint: str, dependencies, dest: str) -> list[str]:
     with grpc.insecure_channel(endpoint, options=[("grpc.max_receive_message_length", -1)]) as channel:
         stub = beam_artifact_api_pb2_grpc.ArtifactRetrievalServiceStub(channel)
         resolved = stub.ResolveArtifacts(
-            beam_artifact_api_pb2.ResolveArtifactsRequest(artifacts=dependencies)).replacements
+            beam_artifact_api_pb2.ResolveArtifactsRequest(artifacts=dependencies)
+        ).replacements
         for artifact in resolved:
             if artifact.role_urn != common_urns.artifact_roles.STAGING_TO.urn:
                 raise RuntimeError(f"artifact without a staged name: {artifact.type_urn} {artifact.role_urn}")
-            name = beam_runner_api_pb2.ArtifactStagingToRolePayload.FromString(
-                artifact.role_payload).staged_name
+            name = beam_runner_api_pb2.ArtifactStagingToRolePayload.FromString(artifact.role_payload).staged_name
             want = ""
             if artifact.type_urn == common_urns.artifact_types.FILE.urn:
                 want = beam_runner_api_pb2.ArtifactFilePayload.FromString(artifact.type_payload).sha256
@@ -177,12 +183,16 @@ def launch(args) -> int:
         python = os.path.join(venv, "bin", "python")
         with open(os.path.join(args.semi_persist_dir, f"pip-{args.id}.log"), "w") as log:
             install(python, files, staged, log)
-        env = dict(os.environ, VIRTUAL_ENV=venv, PATH=f"{venv}/bin:{os.environ.get('PATH', '')}",
-                   PIPELINE_OPTIONS=json_format.MessageToJson(info.pipeline_options),
-                   SEMI_PERSISTENT_DIRECTORY=args.semi_persist_dir,
-                   LOGGING_API_SERVICE_DESCRIPTOR=str(endpoints_pb2.ApiServiceDescriptor(url=logging_ep)),
-                   CONTROL_API_SERVICE_DESCRIPTOR=str(endpoints_pb2.ApiServiceDescriptor(url=control_ep)),
-                   RUNNER_CAPABILITIES=" ".join(info.runner_capabilities))
+        env = dict(
+            os.environ,
+            VIRTUAL_ENV=venv,
+            PATH=f"{venv}/bin:{os.environ.get('PATH', '')}",
+            PIPELINE_OPTIONS=json_format.MessageToJson(info.pipeline_options),
+            SEMI_PERSISTENT_DIRECTORY=args.semi_persist_dir,
+            LOGGING_API_SERVICE_DESCRIPTOR=str(endpoints_pb2.ApiServiceDescriptor(url=logging_ep)),
+            CONTROL_API_SERVICE_DESCRIPTOR=str(endpoints_pb2.ApiServiceDescriptor(url=control_ep)),
+            RUNNER_CAPABILITIES=" ".join(info.runner_capabilities),
+        )
         if info.HasField("status_endpoint"):
             env["STATUS_API_SERVICE_DESCRIPTOR"] = str(info.status_endpoint)
         for key in ("job_name", "job_id"):
@@ -195,6 +205,7 @@ def launch(args) -> int:
 
 def run_workers(python: str, worker_ids: list[str], env: dict) -> int:
     """One harness per worker id, each restarted after a crash up to three times."""
+
     def start(worker_id):
         return subprocess.Popen([python, "-m", HARNESS], env=dict(env, WORKER_ID=worker_id), stdout=sys.stderr)
 

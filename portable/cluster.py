@@ -44,8 +44,10 @@ def check_host_name() -> None:
     try:
         socket.gethostbyname(name)
     except OSError:
-        raise ClusterError(f"host name {name!r} does not resolve: Beam's workers connect back to it; "
-                           f"add it to /etc/hosts (bin/runtime binds the host's /etc/hosts)") from None
+        raise ClusterError(
+            f"host name {name!r} does not resolve: Beam's workers connect back to it; "
+            f"add it to /etc/hosts (bin/runtime binds the host's /etc/hosts)"
+        ) from None
 
 
 def build_wheel(out_dir: str | os.PathLike) -> str:
@@ -57,11 +59,26 @@ def build_wheel(out_dir: str | os.PathLike) -> str:
     for name in ("setup.py", "requirements.lock", "local_runner.py", "kfp_runner.py"):
         shutil.copy(PROJECT_DIR / name, src / name)
     for package in ("modeling", "pipeline", "components", "reporting", "serving"):  # setup.py's packages
-        shutil.copytree(PROJECT_DIR / package, src / package,
-                        ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
-                    "--no-index", "--disable-pip-version-check", "-q", "-w", str(out_dir), str(src)],
-                   check=True, cwd=src, capture_output=True)
+        shutil.copytree(PROJECT_DIR / package, src / package, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "--no-index",
+            "--disable-pip-version-check",
+            "-q",
+            "-w",
+            str(out_dir),
+            str(src),
+        ],
+        check=True,
+        cwd=src,
+        capture_output=True,
+    )
     wheels = sorted(out_dir.glob("taxi_tfx_pipeline-*.whl"))
     if len(wheels) != 1:
         raise ClusterError(f"expected one project wheel in {out_dir}, found {wheels}")
@@ -88,8 +105,9 @@ class LocalCluster:
         home = self.workdir / name  # not the checkout: nothing of the project is importable
         home.mkdir(parents=True, exist_ok=True)
         log = open(self.workdir / f"{name}.log", "w")
-        proc = subprocess.Popen(cmd, cwd=home, env=self._env(), stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True)  # its own group: stop() ends its workers too
+        proc = subprocess.Popen(
+            cmd, cwd=home, env=self._env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )  # its own group: stop() ends its workers too
         self.procs.append(proc)
         return proc
 
@@ -110,18 +128,27 @@ class LocalCluster:
         self.workdir.mkdir(parents=True, exist_ok=True)
         try:
             self.job_port, self.pool_port = _free_port(), _free_port()
-            job = self._start("job_service", [
-                sys.executable, "-m", "apache_beam.runners.portability.local_job_service_main",
-                f"--port={self.job_port}", f"--staging_dir={self.workdir / 'staging'}"])
-            pool = self._start("worker_pool", [sys.executable, str(BOOT), "--worker_pool",
-                                               f"--service_port={self.pool_port}"])
+            job = self._start(
+                "job_service",
+                [
+                    sys.executable,
+                    "-m",
+                    "apache_beam.runners.portability.local_job_service_main",
+                    f"--port={self.job_port}",
+                    f"--staging_dir={self.workdir / 'staging'}",
+                ],
+            )
+            pool = self._start(
+                "worker_pool", [sys.executable, str(BOOT), "--worker_pool", f"--service_port={self.pool_port}"]
+            )
             self._wait_for_port(self.job_port, job, "job_service")
             self._wait_for_port(self.pool_port, pool, "worker_pool")
         except BaseException:
             self.stop()
             raise
-        LOG.info("local Beam cluster: job service localhost:%d, worker pool localhost:%d",
-                 self.job_port, self.pool_port)
+        LOG.info(
+            "local Beam cluster: job service localhost:%d, worker pool localhost:%d", self.job_port, self.pool_port
+        )
         return self
 
     def __exit__(self, *exc) -> None:
@@ -143,6 +170,8 @@ class LocalCluster:
 
     def endpoints(self) -> dict[str, str]:
         """The portable runner settings (pipeline/config.py) that point at this cluster."""
-        return {"portable_job_endpoint": f"localhost:{self.job_port}",
-                "portable_environment_type": "EXTERNAL",
-                "portable_environment_config": f"localhost:{self.pool_port}"}
+        return {
+            "portable_job_endpoint": f"localhost:{self.job_port}",
+            "portable_environment_type": "EXTERNAL",
+            "portable_environment_config": f"localhost:{self.pool_port}",
+        }

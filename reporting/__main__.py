@@ -26,8 +26,10 @@ def main(argv=None) -> int:
 
         cfg = load_config(args.config)
         store = open_store(cfg.path("metadata_path"))
-        outs = {node: latest_outputs(store, cfg.pipeline_name, node)
-                for node in ("Evaluator", "StatisticsGen", "ExampleValidator")}
+        outs = {
+            node: latest_outputs(store, cfg.pipeline_name, node)
+            for node in ("Evaluator", "StatisticsGen", "ExampleValidator")
+        }
         if not outs["Evaluator"].get("evaluation"):
             print(f"no evaluation found in {cfg.path('metadata_path')}: run the pipeline first", file=sys.stderr)
             return 1

@@ -18,10 +18,12 @@ plt.rcParams.update({"font.size": 9, "svg.fonttype": "none", "axes.spines.top": 
 
 def _svg(fig) -> str:
     buf = io.StringIO()
-    fig.savefig(buf, format="svg", bbox_inches="tight", metadata={"Creator": None, "Date": None, "Format": None, "Type": None})
+    fig.savefig(
+        buf, format="svg", bbox_inches="tight", metadata={"Creator": None, "Date": None, "Format": None, "Type": None}
+    )
     plt.close(fig)
     text = buf.getvalue()
-    return text[text.index("<svg"):]
+    return text[text.index("<svg") :]
 
 
 UNIT_INTERVAL = ("auc", "binary_accuracy", "precision", "recall", "accuracy", "auc_precision_recall")
@@ -81,7 +83,11 @@ def curve(points: list[tuple[float, float]], base: list[tuple[float, float]] | N
     if base:
         ax.plot(*zip(*base), color=BASELINE, label="baseline")
     ax.plot(*zip(*points), color=CANDIDATE, label="candidate")
-    labels = ("false positive rate", "true positive rate", "ROC") if kind == "roc" else ("recall", "precision", "Precision-recall")
+    labels = (
+        ("false positive rate", "true positive rate", "ROC")
+        if kind == "roc"
+        else ("recall", "precision", "Precision-recall")
+    )
     ax.set(xlabel=labels[0], ylabel=labels[1], title=labels[2], xlim=(0, 1), ylim=(0, 1.02))
     ax.legend(frameon=False)
     return _svg(fig)
@@ -101,8 +107,15 @@ def confusion_matrix(names: list[str], matrix: list[list[float]], limit: int = 3
     if k <= 15:
         for i, row in enumerate(rows):
             for j, v in enumerate(row):
-                ax.text(j, i, f"{v:.0f}", ha="center", va="center", fontsize=8,
-                        color="white" if shares[i][j] > 0.6 else "#111827")
+                ax.text(
+                    j,
+                    i,
+                    f"{v:.0f}",
+                    ha="center",
+                    va="center",
+                    fontsize=8,
+                    color="white" if shares[i][j] > 0.6 else "#111827",
+                )
     labels = [n[:14] for n in names[:k]]
     ax.set_xticks(range(k), labels, rotation=45, ha="right")
     ax.set_yticks(range(k), labels)
@@ -120,10 +133,22 @@ def residuals(bins: list[ResidualBin], baseline: list[ResidualBin] | None) -> st
     fig, ax = plt.subplots(figsize=(4.6, 3.2))
     ax.axhline(0.0, color="#d1d5db", linewidth=1)
     if baseline:
-        ax.plot([b.mean_prediction for b in baseline], [b.mean_residual for b in baseline], "o-",
-                color=BASELINE, label="baseline", ms=3)
-    ax.plot([b.mean_prediction for b in bins], [b.mean_residual for b in bins], "o-", color=CANDIDATE,
-            label="candidate", ms=3)
+        ax.plot(
+            [b.mean_prediction for b in baseline],
+            [b.mean_residual for b in baseline],
+            "o-",
+            color=BASELINE,
+            label="baseline",
+            ms=3,
+        )
+    ax.plot(
+        [b.mean_prediction for b in bins],
+        [b.mean_residual for b in bins],
+        "o-",
+        color=CANDIDATE,
+        label="candidate",
+        ms=3,
+    )
     ax.set(xlabel="mean prediction (bin)", ylabel="mean residual (label - prediction)", title="Residuals")
     ax.legend(frameon=False)
     return _svg(fig)

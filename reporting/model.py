@@ -19,6 +19,7 @@ TABLE_METRICS = ("example_count", "auc", "binary_accuracy", "precision", "recall
 class View:
     """What the report shows for a task: headline cards, slice-table columns, the metric
     slices are charted and ranked by, and the columns that show a change vs the baseline."""
+
     headline: tuple[str, ...]
     table: tuple[str, ...]
     rank: str
@@ -27,15 +28,26 @@ class View:
 
 VIEWS = {
     "binary": View(HEADLINE, TABLE_METRICS, "auc", ("auc", "binary_accuracy")),
-    "multiclass": View(("accuracy", "log_loss", "example_count"), ("example_count", "accuracy", "log_loss"),
-                       "accuracy", ("accuracy", "log_loss")),
-    "regression": View(("r2", "root_mean_squared_error", "mean_absolute_error", "mean_squared_error", "example_count"),
-                       ("example_count", "r2", "root_mean_squared_error", "mean_absolute_error"),
-                       "root_mean_squared_error", ("r2", "root_mean_squared_error")),
+    "multiclass": View(
+        ("accuracy", "log_loss", "example_count"),
+        ("example_count", "accuracy", "log_loss"),
+        "accuracy",
+        ("accuracy", "log_loss"),
+    ),
+    "regression": View(
+        ("r2", "root_mean_squared_error", "mean_absolute_error", "mean_squared_error", "example_count"),
+        ("example_count", "r2", "root_mean_squared_error", "mean_absolute_error"),
+        "root_mean_squared_error",
+        ("r2", "root_mean_squared_error"),
+    ),
 }
 FAIRNESS = {"fall_out": "FPR", "miss_rate": "FNR", "predicted_positive_rate": "PPR", "false_discovery_rate": "FDR"}
-CLASS_TO_KEY = {"FallOut": "fall_out", "MissRate": "miss_rate",
-                "PredictedPositiveRate": "predicted_positive_rate", "FalseDiscoveryRate": "false_discovery_rate"}
+CLASS_TO_KEY = {
+    "FallOut": "fall_out",
+    "MissRate": "miss_rate",
+    "PredictedPositiveRate": "predicted_positive_rate",
+    "FalseDiscoveryRate": "false_discovery_rate",
+}
 
 
 def lower_is_better(metric: str) -> bool:
@@ -57,8 +69,9 @@ class Gate:
 
     def misses(self, values: dict[str, float]) -> bool:
         value = values.get(self.metric, math.nan)  # NaN compares False: not flagged
-        return (self.min_value is not None and value < self.min_value) or \
-            (self.max_value is not None and value > self.max_value)
+        return (self.min_value is not None and value < self.min_value) or (
+            self.max_value is not None and value > self.max_value
+        )
 
     def regressed(self, values: dict[str, float]) -> bool:
         diff = values.get(f"{self.metric}_diff", 0.0)
@@ -69,8 +82,8 @@ class Gate:
 
 @dataclass
 class SliceRow:
-    spec: str                      # e.g. "payment_type" or "payment_type x trip_start_day"
-    name: str                      # e.g. "payment_type=Cash"
+    spec: str  # e.g. "payment_type" or "payment_type x trip_start_day"
+    name: str  # e.g. "payment_type=Cash"
     values: dict[str, float]
     baseline: dict[str, float] = field(default_factory=dict)
     flags: list[str] = field(default_factory=list)  # "below threshold", "above threshold", "regressed", "small"
@@ -87,8 +100,9 @@ class SliceRow:
 @dataclass
 class ClassRow:
     """One class of a multiclass model, on the whole eval set."""
+
     name: str
-    support: float                 # eval examples of this class
+    support: float  # eval examples of this class
     precision: float
     recall: float
     baseline_precision: float | None = None
@@ -98,18 +112,19 @@ class ClassRow:
 @dataclass
 class ResidualBin:
     """Eval examples whose prediction falls in [low, high): their mean prediction and mean residual."""
+
     low: float
     high: float
     count: float
     mean_prediction: float
-    mean_residual: float           # label - prediction
+    mean_residual: float  # label - prediction
 
 
 @dataclass
 class Curves:
     calibration: list[tuple[float, float, float]] = field(default_factory=list)  # (mean pred, mean label, n)
-    roc: list[tuple[float, float]] = field(default_factory=list)                 # (fpr, tpr)
-    pr: list[tuple[float, float]] = field(default_factory=list)                  # (recall, precision)
+    roc: list[tuple[float, float]] = field(default_factory=list)  # (fpr, tpr)
+    pr: list[tuple[float, float]] = field(default_factory=list)  # (recall, precision)
 
 
 @dataclass
@@ -124,14 +139,14 @@ class Report:
     baseline_curves: Curves | None
     has_baseline: bool
     small_slice_examples: int
-    statistics: dict[str, dict] = field(default_factory=dict)   # split -> {"examples": n, "missing": {feature: frac}}
+    statistics: dict[str, dict] = field(default_factory=dict)  # split -> {"examples": n, "missing": {feature: frac}}
     anomalies: dict[str, list[str]] = field(default_factory=dict)
     source: str = ""
     task: str = "binary"
-    classes: list[ClassRow] = field(default_factory=list)          # multiclass
-    confusion: list[list[float]] = field(default_factory=list)     # multiclass: [actual][predicted], overall
-    unknown_class_examples: float = 0.0                            # multiclass: labels of no known class
-    residuals: list[ResidualBin] = field(default_factory=list)     # regression, overall
+    classes: list[ClassRow] = field(default_factory=list)  # multiclass
+    confusion: list[list[float]] = field(default_factory=list)  # multiclass: [actual][predicted], overall
+    unknown_class_examples: float = 0.0  # multiclass: labels of no known class
+    residuals: list[ResidualBin] = field(default_factory=list)  # regression, overall
     baseline_residuals: list[ResidualBin] = field(default_factory=list)
     # Continuous training (components/drift.py, modeling/warm_start.py): {"span", "previous_span",
     # "drift": [{feature, measure, value, threshold, drifted}], "warm_start": {warm_started, detail, steps}}.
@@ -144,8 +159,12 @@ class Report:
 
     def worst_slices(self, metric: str | None = None, n: int = 5) -> list[SliceRow]:
         metric = metric or self.view.rank
-        rows = [r for rows in self.specs.values() for r in rows
-                if "small" not in r.flags and not math.isnan(r.values.get(metric, math.nan))]
+        rows = [
+            r
+            for rows in self.specs.values()
+            for r in rows
+            if "small" not in r.flags and not math.isnan(r.values.get(metric, math.nan))
+        ]
         return sorted(rows, key=lambda r: r.values[metric], reverse=lower_is_better(metric))[:n]
 
     def gate_results(self) -> list[tuple[str, bool]]:
@@ -163,8 +182,12 @@ class Report:
                 if diff is None:
                     out.append((f"{g.metric} at most {g.max_drop:.4f} {side} baseline (no baseline yet)", True))
                 else:
-                    out.append((f"{g.metric} at most {g.max_drop:.4f} {side} baseline (change {diff:+.4f})",
-                                not g.regressed(self.overall.values)))
+                    out.append(
+                        (
+                            f"{g.metric} at most {g.max_drop:.4f} {side} baseline (change {diff:+.4f})",
+                            not g.regressed(self.overall.values),
+                        )
+                    )
         return out
 
 
@@ -211,8 +234,10 @@ def _gates(eval_config) -> list[Gate]:
     from metrics.results import gates_in
 
     thresholds, max_drop = gates_in(eval_config)
-    return [Gate(name, thresholds.get(name, {}).get("min"), thresholds.get(name, {}).get("max"), max_drop.get(name))
-            for name in dict.fromkeys([*thresholds, *max_drop])]
+    return [
+        Gate(name, thresholds.get(name, {}).get("min"), thresholds.get(name, {}).get("max"), max_drop.get(name))
+        for name in dict.fromkeys([*thresholds, *max_drop])
+    ]
 
 
 def _fairness_thresholds(eval_config) -> list[float]:
@@ -264,8 +289,9 @@ def _per_class(metrics: dict) -> dict[int, dict[str, float]]:
     out = {}
     for sub_key, named in _by_sub_key(metrics).items():
         if sub_key.startswith("classId:"):
-            out[int(sub_key.split(":", 1)[1])] = {n: float(v["doubleValue"]) for n, v in named.items()
-                                                  if "doubleValue" in v}
+            out[int(sub_key.split(":", 1)[1])] = {
+                n: float(v["doubleValue"]) for n, v in named.items() if "doubleValue" in v
+            }
     return out
 
 
@@ -302,13 +328,20 @@ def _residuals(plots: dict) -> list[ResidualBin]:
         n = b.get("numWeightedExamples", 0.0)
         if n:
             p, y = b.get("totalWeightedRefinedPrediction", 0.0), b.get("totalWeightedLabel", 0.0)
-            bins.append(ResidualBin(b.get("lowerThresholdInclusive", 0.0), b.get("upperThresholdExclusive", 0.0),
-                                    n, p / n, (y - p) / n))
+            bins.append(
+                ResidualBin(
+                    b.get("lowerThresholdInclusive", 0.0), b.get("upperThresholdExclusive", 0.0), n, p / n, (y - p) / n
+                )
+            )
     return bins
 
 
-def load_report(evaluation_uri: str, statistics_uri: str | None = None, anomalies_uri: str | None = None,
-                small_slice_examples: int = 50) -> Report:
+def load_report(
+    evaluation_uri: str,
+    statistics_uri: str | None = None,
+    anomalies_uri: str | None = None,
+    small_slice_examples: int = 50,
+) -> Report:
     import tensorflow_model_analysis as tfma
 
     from metrics.results import describe_failures, task_of
@@ -339,8 +372,11 @@ def load_report(evaluation_uri: str, statistics_uri: str | None = None, anomalie
             row.flags.append("small")
         for g in gates:
             if g.misses(values):
-                flag = "below threshold" if g.min_value is not None and values[g.metric] < g.min_value \
+                flag = (
+                    "below threshold"
+                    if g.min_value is not None and values[g.metric] < g.min_value
                     else "above threshold"
+                )
                 if flag not in row.flags:
                     row.flags.append(flag)
         if any(g.regressed(values) for g in gates):
@@ -379,10 +415,16 @@ def load_report(evaluation_uri: str, statistics_uri: str | None = None, anomalie
         ours, theirs = _per_class(overall_metrics), _per_class(base_overall_metrics)
         for c, name in enumerate(names):
             mine, base = ours.get(c, {}), theirs.get(c, {})
-            report.classes.append(ClassRow(
-                name, sum(report.confusion[c]), mine.get("precision", math.nan), mine.get("recall", math.nan),
-                base.get("precision") if baseline is not None else None,
-                base.get("recall") if baseline is not None else None))
+            report.classes.append(
+                ClassRow(
+                    name,
+                    sum(report.confusion[c]),
+                    mine.get("precision", math.nan),
+                    mine.get("recall", math.nan),
+                    base.get("precision") if baseline is not None else None,
+                    base.get("recall") if baseline is not None else None,
+                )
+            )
     elif task == "regression":
         report.residuals = _residuals(plots.get((), {}))
         report.baseline_residuals = _residuals(base_plots.get((), {}))
@@ -403,23 +445,42 @@ def _load_eval(uri: str, model_name: str | None):
     on 285 slices of a loaded machine."""
     from tensorflow_model_analysis.view import util as view_util
     from tensorflow_model_analysis.view import view_types
-    from tensorflow_model_analysis.writers import eval_config_writer, metrics_plots_and_validations_writer as mpv
+    from tensorflow_model_analysis.writers import eval_config_writer
+    from tensorflow_model_analysis.writers import metrics_plots_and_validations_writer as mpv
 
     try:
         config, data_location, file_format, model_locations = eval_config_writer.load_eval_run(uri)
-        metrics = [m for m in (view_util.convert_metrics_proto_to_dict(p, model_name=model_name)
-                               for p in mpv.load_and_deserialize_metrics(uri, "tfrecord")) if m is not None]
-        plots = [p for p in (view_util.convert_plots_proto_to_dict(p, model_name=model_name)
-                             for p in mpv.load_and_deserialize_plots(uri, "tfrecord")
-                             if not p.slice_key.single_slice_keys and not p.HasField("cross_slice_key"))
-                 if p is not None]
-        location = (model_locations.get(model_name, "") if model_name is not None
-                    else next(iter(model_locations.values()), ""))
+        metrics = [
+            m
+            for m in (
+                view_util.convert_metrics_proto_to_dict(p, model_name=model_name)
+                for p in mpv.load_and_deserialize_metrics(uri, "tfrecord")
+            )
+            if m is not None
+        ]
+        plots = [
+            p
+            for p in (
+                view_util.convert_plots_proto_to_dict(p, model_name=model_name)
+                for p in mpv.load_and_deserialize_plots(uri, "tfrecord")
+                if not p.slice_key.single_slice_keys and not p.HasField("cross_slice_key")
+            )
+            if p is not None
+        ]
+        location = (
+            model_locations.get(model_name, "") if model_name is not None else next(iter(model_locations.values()), "")
+        )
     except Exception:
         return None
-    result = view_types.EvalResult(slicing_metrics=metrics, plots=plots, attributions=[], config=config,
-                                   data_location=data_location, file_format=file_format,
-                                   model_location=location)
+    result = view_types.EvalResult(
+        slicing_metrics=metrics,
+        plots=plots,
+        attributions=[],
+        config=config,
+        data_location=data_location,
+        file_format=file_format,
+        model_location=location,
+    )
     if model_name == "baseline" and not any(s.is_baseline for s in result.config.model_specs):
         return None
     return result if result.slicing_metrics else None

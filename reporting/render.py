@@ -80,8 +80,10 @@ def _row_html(row: SliceRow, cols: list[str], show_delta: bool, deltas=("auc", "
         classes.append("flag-bad")
     if "small" in row.flags:
         classes.append("flag-small")
-    tags = "".join(f'<span class="tag{" bad" if f != "small" else ""}">{html.escape(f if f != "small" else "uncertain: few examples")}</span>'
-                   for f in row.flags)
+    tags = "".join(
+        f'<span class="tag{" bad" if f != "small" else ""}">{html.escape(f if f != "small" else "uncertain: few examples")}</span>'
+        for f in row.flags
+    )
     cells = [f'<td data-v="{html.escape(row.name)}">{html.escape(row.name)}{tags}</td>']
     for c in cols:
         v = row.values.get(c)
@@ -112,9 +114,11 @@ def _task_charts(report: Report) -> list[str]:
     if report.task == "regression":
         return [charts.residuals(report.residuals, report.baseline_residuals or None)]
     base = report.baseline_curves
-    return [charts.calibration(report.curves, base),
-            charts.curve(report.curves.roc, base.roc if base else None, "roc"),
-            charts.curve(report.curves.pr, base.pr if base else None, "pr")]
+    return [
+        charts.calibration(report.curves, base),
+        charts.curve(report.curves.roc, base.roc if base else None, "roc"),
+        charts.curve(report.curves.pr, base.pr if base else None, "pr"),
+    ]
 
 
 def _classes_html(report: Report) -> str:
@@ -122,29 +126,43 @@ def _classes_html(report: Report) -> str:
         return ""
     rows = []
     for c in report.classes:
-        cells = [f'<td data-v="{html.escape(c.name)}">{html.escape(c.name)}</td>', f'<td data-v="{c.support:.0f}">{c.support:.0f}</td>']
-        for name, value, base in (("precision", c.precision, c.baseline_precision), ("recall", c.recall, c.baseline_recall)):
+        cells = [
+            f'<td data-v="{html.escape(c.name)}">{html.escape(c.name)}</td>',
+            f'<td data-v="{c.support:.0f}">{c.support:.0f}</td>',
+        ]
+        for name, value, base in (
+            ("precision", c.precision, c.baseline_precision),
+            ("recall", c.recall, c.baseline_recall),
+        ):
             shown, d = _fmt(name, value), _delta(value, base)
             if d:
                 shown += f' <span class="{_delta_class(name, d)}">({d})</span>'
             cells.append(f'<td data-v="{"" if math.isnan(value) else f"{value:.6f}"}">{shown}</td>')
         rows.append("<tr>" + "".join(cells) + "</tr>")
-    unknown = (f"<p class='muted'>{report.unknown_class_examples:.0f} eval examples have a label of no known "
-               "class: each counts as a miss for accuracy.</p>") if report.unknown_class_examples else ""
-    return ("<h2>Per class (overall)</h2><div class='scroll'><table id='classes' class='sortable'>"
-            "<thead><tr><th>class</th><th>examples</th><th>precision</th><th>recall</th></tr></thead>"
-            f"<tbody>{''.join(rows)}</tbody></table></div>{unknown}"
-            "<p class='muted'>Precision: of the examples predicted as the class (highest probability), the share "
-            "that are; recall: of the examples of the class, the share predicted as it.</p>")
+    unknown = (
+        (
+            f"<p class='muted'>{report.unknown_class_examples:.0f} eval examples have a label of no known "
+            "class: each counts as a miss for accuracy.</p>"
+        )
+        if report.unknown_class_examples
+        else ""
+    )
+    return (
+        "<h2>Per class (overall)</h2><div class='scroll'><table id='classes' class='sortable'>"
+        "<thead><tr><th>class</th><th>examples</th><th>precision</th><th>recall</th></tr></thead>"
+        f"<tbody>{''.join(rows)}</tbody></table></div>{unknown}"
+        "<p class='muted'>Precision: of the examples predicted as the class (highest probability), the share "
+        "that are; recall: of the examples of the class, the share predicted as it.</p>"
+    )
 
 
 FOOTNOTES = {
     "binary": "FPR/FNR/PPR/FDR: false positive, false negative, predicted positive and false discovery rate at "
-              "the given decision threshold (fairness indicators).",
+    "the given decision threshold (fairness indicators).",
     "multiclass": "accuracy: share of examples whose most probable class is the label; log_loss: mean -log of the "
-                  "probability given to the true class.",
+    "probability given to the true class.",
     "regression": "r2: 1 - SSE/SST within the slice (its own label variance, so a slice with little spread can "
-                  "score low with small errors); errors are in the label's units. Residual = label - prediction.",
+    "score low with small errors); errors are in the label's units. Residual = label - prediction.",
 }
 
 
@@ -152,14 +170,21 @@ def render_html(report: Report) -> str:
     cols = _table_columns(report)
     view = report.view
     verdict_cls = "ok" if report.blessed else "bad"
-    verdict = "BLESSED: the candidate passed every threshold and will be pushed." if report.blessed else \
-        "NOT BLESSED: the candidate failed a threshold and is not pushed."
-    parts = [f"<h1>Model evaluation: slice report</h1><div class='muted'>{html.escape(report.task)} model · "
-             f"{html.escape(report.source)}</div>",
-             f"<div id='verdict' class='verdict {verdict_cls}'><b>{verdict}</b></div>"]
+    verdict = (
+        "BLESSED: the candidate passed every threshold and will be pushed."
+        if report.blessed
+        else "NOT BLESSED: the candidate failed a threshold and is not pushed."
+    )
+    parts = [
+        f"<h1>Model evaluation: slice report</h1><div class='muted'>{html.escape(report.task)} model · "
+        f"{html.escape(report.source)}</div>",
+        f"<div id='verdict' class='verdict {verdict_cls}'><b>{verdict}</b></div>",
+    ]
 
-    gate_items = "".join(f'<li data-mark="{"✔" if ok else "✘"}" class="{"up" if ok else "down"}">{html.escape(text)}</li>'
-                         for text, ok in report.gate_results())
+    gate_items = "".join(
+        f'<li data-mark="{"✔" if ok else "✘"}" class="{"up" if ok else "down"}">{html.escape(text)}</li>'
+        for text, ok in report.gate_results()
+    )
     parts.append(f"<h2>Thresholds</h2><ul id='gates' class='gates'>{gate_items}</ul>")
     if report.failures:
         parts.append("<p class='down'>" + "<br>".join(html.escape(f) for f in report.failures) + "</p>")
@@ -169,8 +194,11 @@ def render_html(report: Report) -> str:
         v = report.overall.values.get(name)
         b = report.overall.baseline.get(name)
         d = _delta(v, b)
-        delta = f"<span class='{_delta_class(name, d)}'>{d} vs baseline</span>" if d else \
-            "<span class='muted'>no baseline</span>"
+        delta = (
+            f"<span class='{_delta_class(name, d)}'>{d} vs baseline</span>"
+            if d
+            else "<span class='muted'>no baseline</span>"
+        )
         cards.append(f"<div class='card'><span class='muted'>{name}</span><b>{_fmt(name, v)}</b>{delta}</div>")
     parts.append("<h2>Headline metrics (overall)</h2><div id='headline' class='cards'>" + "".join(cards) + "</div>")
     parts.append("<div class='charts' id='task-charts'>" + "".join(c for c in _task_charts(report) if c) + "</div>")
@@ -185,43 +213,73 @@ def render_html(report: Report) -> str:
             f"<h2>By {html.escape(spec)} <span class='muted'>({len(rows)} slices, {n_bad} flagged)</span></h2>"
             f"<div class='charts'>{charts.slice_bars(rows, view.rank, bound)}</div>"
             f"<div class='scroll'><table class='sortable slices' data-spec='{html.escape(spec)}'>"
-            f"<thead><tr>{header}</tr></thead><tbody>{body}</tbody></table></div>")
-    parts.append(f"<p class='muted'>Slices with fewer than {report.small_slice_examples} examples are shown in "
-                 f"italics and marked uncertain. {FOOTNOTES[report.task]}</p>")
+            f"<thead><tr>{header}</tr></thead><tbody>{body}</tbody></table></div>"
+        )
+    parts.append(
+        f"<p class='muted'>Slices with fewer than {report.small_slice_examples} examples are shown in "
+        f"italics and marked uncertain. {FOOTNOTES[report.task]}</p>"
+    )
 
     parts.append(_edge_html(report.edge))
 
     if report.statistics or report.anomalies:
         stats = "".join(
             f"<li>{html.escape(split)}: {s['examples']} examples; most often missing: "
-            + html.escape(", ".join(f"{k} {v:.0%}" for k, v in sorted(s['missing'].items(), key=lambda kv: -kv[1])[:4] if v > 0) or "none")
-            + "</li>" for split, s in report.statistics.items())
-        anomalies = "".join(f"<li>{html.escape(split)}: {html.escape(a)}</li>"
-                            for split, items in report.anomalies.items() for a in items) or "<li>none</li>"
-        parts.append(f"<h2>Data</h2><ul id='statistics'>{stats}</ul><h3>Anomalies</h3><ul id='anomalies'>{anomalies}</ul>")
+            + html.escape(
+                ", ".join(f"{k} {v:.0%}" for k, v in sorted(s["missing"].items(), key=lambda kv: -kv[1])[:4] if v > 0)
+                or "none"
+            )
+            + "</li>"
+            for split, s in report.statistics.items()
+        )
+        anomalies = (
+            "".join(
+                f"<li>{html.escape(split)}: {html.escape(a)}</li>"
+                for split, items in report.anomalies.items()
+                for a in items
+            )
+            or "<li>none</li>"
+        )
+        parts.append(
+            f"<h2>Data</h2><ul id='statistics'>{stats}</ul><h3>Anomalies</h3><ul id='anomalies'>{anomalies}</ul>"
+        )
     if report.continuous:
-        parts.append("<h2>Continuous training</h2><ul id='continuous'>"
-                     + "".join(f"<li>{html.escape(line)}</li>" for line in continuous_lines(report)) + "</ul>")
+        parts.append(
+            "<h2>Continuous training</h2><ul id='continuous'>"
+            + "".join(f"<li>{html.escape(line)}</li>" for line in continuous_lines(report))
+            + "</ul>"
+        )
 
-    return ("<!doctype html><html lang='en'><head><meta charset='utf-8'>"
-            "<meta name='viewport' content='width=device-width,initial-scale=1'>"
-            f"<title>Slice report: {'blessed' if report.blessed else 'not blessed'}</title><style>{CSS}</style></head>"
-            f"<body><main>{''.join(parts)}</main><script>{SORT_JS}</script></body></html>")
+    return (
+        "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
+        "<meta name='viewport' content='width=device-width,initial-scale=1'>"
+        f"<title>Slice report: {'blessed' if report.blessed else 'not blessed'}</title><style>{CSS}</style></head>"
+        f"<body><main>{''.join(parts)}</main><script>{SORT_JS}</script></body></html>"
+    )
 
 
 def _edge_rows(edge: dict) -> list[list[str]]:
     """[model, each metric with its change, max |diff|, size, latency, verdict] per model."""
     base = edge["savedmodel"]
     names = list(base["metrics"])
-    rows = [["SavedModel"] + [f"{base['metrics'][m]:.4f}" for m in names]
-            + ["–", f"{base['bytes'] / 1e6:.2f} MB", f"{base['latency_ms']:.3f}", "TF Serving"]]
+    rows = [
+        ["SavedModel"]
+        + [f"{base['metrics'][m]:.4f}" for m in names]
+        + ["–", f"{base['bytes'] / 1e6:.2f} MB", f"{base['latency_ms']:.3f}", "TF Serving"]
+    ]
     for variant in ("float", "int8"):
         v = edge.get(variant)
         if v:
-            rows.append([f"LiteRT {variant}"]
-                        + [f"{v['metrics'][m]:.4f} ({v['metrics'][m] - base['metrics'][m]:+.4f})" for m in names]
-                        + [f"{v['max_abs_diff']:.2e}", f"{v['bytes'] / 1e3:.1f} kB", f"{v['latency_ms']:.3f}",
-                           "published" if v["published"] else "not published: " + "; ".join(v["failures"])])
+            rows.append(
+                [f"LiteRT {variant}"]
+                + [f"{v['metrics'][m]:.4f} ({v['metrics'][m] - base['metrics'][m]:+.4f})" for m in names]
+                + [
+                    f"{v['max_abs_diff']:.2e}",
+                    f"{v['bytes'] / 1e3:.1f} kB",
+                    f"{v['latency_ms']:.3f}",
+                    "published" if v["published"] else "not published: " + "; ".join(v["failures"]),
+                ]
+            )
     return [["model"] + names + ["max abs diff", "size", "ms/example", "verdict"]] + rows
 
 
@@ -231,18 +289,26 @@ def _edge_html(edge: dict) -> str:
     head, *rows = _edge_rows(edge)
     body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in rows)
     floats = ", ".join(edge.get("int8", {}).get("float_ops", [])) or "none"
-    return ("<h2>Edge models (LiteRT) beside the SavedModel</h2><div class='scroll'><table id='edge'><thead><tr>"
-            + "".join(f"<th>{html.escape(c)}</th>" for c in head) + f"</tr></thead><tbody>{body}</tbody></table></div>"
-            f"<p class='muted'>On the {edge['eval_examples']} eval examples; max |diff|: the largest difference of one "
-            f"example's output from the SavedModel's; int8 operations that stay float: {html.escape(floats)}.</p>")
+    return (
+        "<h2>Edge models (LiteRT) beside the SavedModel</h2><div class='scroll'><table id='edge'><thead><tr>"
+        + "".join(f"<th>{html.escape(c)}</th>" for c in head)
+        + f"</tr></thead><tbody>{body}</tbody></table></div>"
+        f"<p class='muted'>On the {edge['eval_examples']} eval examples; max |diff|: the largest difference of one "
+        f"example's output from the SavedModel's; int8 operations that stay float: {html.escape(floats)}.</p>"
+    )
 
 
 def _markdown_edge(edge: dict) -> list[str]:
     if not edge:
         return []
     head, *rows = _edge_rows(edge)
-    return (["", "**Edge models (LiteRT) beside the SavedModel:**", "", "| " + " | ".join(head) + " |",
-             "|---|" + "---:|" * (len(head) - 2) + "---|"] + ["| " + " | ".join(r) + " |" for r in rows])
+    return [
+        "",
+        "**Edge models (LiteRT) beside the SavedModel:**",
+        "",
+        "| " + " | ".join(head) + " |",
+        "|---|" + "---:|" * (len(head) - 2) + "---|",
+    ] + ["| " + " | ".join(r) + " |" for r in rows]
 
 
 def _markdown_worst(report: Report, worst: int) -> list[str]:
@@ -256,11 +322,19 @@ def _markdown_worst(report: Report, worst: int) -> list[str]:
     else:
         title, shown = rank, tuple(c for c in report.view.table if c != "example_count")
         head = "| slice | examples | " + " | ".join(shown) + " | flags |"
-    lines = ["", f"**Worst slices by {title}** (at least {report.small_slice_examples} examples):", "",
-             head, "|---|---:|" + "---:|" * len(shown) + "---|"]
+    lines = [
+        "",
+        f"**Worst slices by {title}** (at least {report.small_slice_examples} examples):",
+        "",
+        head,
+        "|---|---:|" + "---:|" * len(shown) + "---|",
+    ]
     for r in rows:
-        lines.append(f"| {r.name} | {r.count} | " + " | ".join(_fmt(c, r.values.get(c)) for c in shown)
-                     + f" | {', '.join(r.flags) or ''} |")
+        lines.append(
+            f"| {r.name} | {r.count} | "
+            + " | ".join(_fmt(c, r.values.get(c)) for c in shown)
+            + f" | {', '.join(r.flags) or ''} |"
+        )
     return lines
 
 
@@ -273,13 +347,21 @@ def _markdown_classes(report: Report, limit: int = 12) -> list[str]:
     k = len(report.classes)
     if k <= limit and report.confusion:
         names = [c.name for c in report.classes]
-        lines += ["", "Confusion matrix (rows: true class, columns: predicted):", "",
-                  "| true \\ predicted | " + " | ".join(names) + " |", "|---|" + "---:|" * k]
+        lines += [
+            "",
+            "Confusion matrix (rows: true class, columns: predicted):",
+            "",
+            "| true \\ predicted | " + " | ".join(names) + " |",
+            "|---|" + "---:|" * k,
+        ]
         for name, row in zip(names, report.confusion):
             lines.append(f"| {name} | " + " | ".join(f"{v:.0f}" for v in row) + " |")
     if report.unknown_class_examples:
-        lines += ["", f"{report.unknown_class_examples:.0f} eval example(s) have a label of no known class "
-                      "(each counts as a miss for accuracy)."]
+        lines += [
+            "",
+            f"{report.unknown_class_examples:.0f} eval example(s) have a label of no known class "
+            "(each counts as a miss for accuracy).",
+        ]
     return lines
 
 
@@ -288,14 +370,18 @@ def continuous_lines(report: Report) -> list[str]:
     c, lines = report.continuous, []
     if "span" in c:
         previous = c.get("previous_span", -1)
-        lines.append(f"span {c['span']}" + (f", compared with span {previous}" if previous >= 0 else
-                                             " (the first: no drift check)"))
+        lines.append(
+            f"span {c['span']}"
+            + (f", compared with span {previous}" if previous >= 0 else " (the first: no drift check)")
+        )
     if "warm_start" in c:
         w = c["warm_start"]
         lines.append(f"{'warm start' if w['warm_started'] else 'cold start'}: {w['detail']} ({w['steps']} steps)")
     for r in c.get("drift", []):
-        lines.append(f"drift {'DRIFTED' if r['drifted'] else 'ok'}: {r['feature']}: {r['measure']} "
-                     f"{r['value']:.4f} (threshold {r['threshold']:g})")
+        lines.append(
+            f"drift {'DRIFTED' if r['drifted'] else 'ok'}: {r['feature']}: {r['measure']} "
+            f"{r['value']:.4f} (threshold {r['threshold']:g})"
+        )
     return lines
 
 
@@ -307,14 +393,19 @@ def render_markdown(report: Report, worst: int = 5) -> str:
     lines += ["", "| metric | candidate | baseline | change |", "|---|---:|---:|---:|"]
     for name in report.view.headline:
         v, b = report.overall.values.get(name), report.overall.baseline.get(name)
-        lines.append(f"| {name} | {_fmt(name, v)} | {_fmt(name, b) if b is not None else '–'} | {_delta(v, b) or '–'} |")
+        lines.append(
+            f"| {name} | {_fmt(name, v)} | {_fmt(name, b) if b is not None else '–'} | {_delta(v, b) or '–'} |"
+        )
     lines += _markdown_classes(report)
     lines += _markdown_worst(report, worst)
     if report.continuous:
         lines += ["", "### Continuous training", ""] + [f"- {line}" for line in continuous_lines(report)]
     lines += _markdown_edge(report.edge)
     flagged = sum(1 for rs in report.specs.values() for r in rs if r.bad)
-    lines += ["", f"{flagged} slice(s) outside a threshold or regressed; full per-slice tables and plots in `report.html`."]
+    lines += [
+        "",
+        f"{flagged} slice(s) outside a threshold or regressed; full per-slice tables and plots in `report.html`.",
+    ]
     return "\n".join(lines) + "\n"
 
 

@@ -10,4 +10,3 @@ command line. docs/serving.md says what follows TF Serving and where it differs.
 import os
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # Keras 2, as tf.Transform needs: pipeline/__init__.py
-

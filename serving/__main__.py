@@ -41,8 +41,9 @@ def cmd_serve(args) -> int:
     name, base, cfg = _model_base(args)
     rest_port = args.rest_port if args.rest_port is not None else (cfg.serving_rest_port if cfg else -1)
     grpc_port = args.grpc_port if args.grpc_port is not None else (cfg.serving_grpc_port if cfg else -1)
-    repository = ModelRepository(name, base, poll_seconds=args.poll_seconds,
-                                 method_name_check=args.enable_signature_method_name_check)
+    repository = ModelRepository(
+        name, base, poll_seconds=args.poll_seconds, method_name_check=args.enable_signature_method_name_check
+    )
     if grpc_port < 0 and rest_port < 0:
         LOG.error("nothing to serve: both --rest-port and --grpc-port are disabled")
         return 2
@@ -113,17 +114,21 @@ def cmd_rollback(args) -> int:
     except RollbackError as e:
         print(f"rollback refused: {e}", file=sys.stderr)
         return 1
-    print(f"rolled back: version {withdrawn} withdrawn; version {source} re-published as {new} "
-          f"({os.path.join(base, str(new))}); a running server switches to it on its next poll")
+    print(
+        f"rolled back: version {withdrawn} withdrawn; version {source} re-published as {new} "
+        f"({os.path.join(base, str(new))}); a running server switches to it on its next poll"
+    )
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m serving", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    for name, help_text in (("serve", "serve the latest version with TF Serving's REST and gRPC APIs"),
-                            ("versions", "list the versions in the serving directory"),
-                            ("rollback", "re-publish the previous version as the new highest one")):
+    for name, help_text in (
+        ("serve", "serve the latest version with TF Serving's REST and gRPC APIs"),
+        ("versions", "list the versions in the serving directory"),
+        ("rollback", "re-publish the previous version as the new highest one"),
+    ):
         p = sub.add_parser(name, help=help_text)
         p.add_argument("--config", help="TOML file with settings (default: the built-in defaults)")
         p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
@@ -135,10 +140,14 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--grpc-port", type=int, help="gRPC port (default: serving_grpc_port; -1: off)")
     serve.add_argument("--port-file", help="write the bound ports here once listening")
     serve.add_argument("--poll-seconds", type=float, default=1.0, help="how often to look for new versions")
-    serve.add_argument("--enable-cors-support", action="store_true",
-                       help="like TF Serving's flag: CORS headers on every REST answer")
-    serve.add_argument("--enable-signature-method-name-check", action="store_true",
-                       help="like TF Serving's flag: Classify/Regress/Predict need the matching method_name")
+    serve.add_argument(
+        "--enable-cors-support", action="store_true", help="like TF Serving's flag: CORS headers on every REST answer"
+    )
+    serve.add_argument(
+        "--enable-signature-method-name-check",
+        action="store_true",
+        help="like TF Serving's flag: Classify/Regress/Predict need the matching method_name",
+    )
     sub.choices["rollback"].add_argument("--to", type=int, help="re-publish this version (default: the previous one)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")

@@ -30,7 +30,7 @@ from serving.tf_json import (
 )
 
 ROW, COLUMNAR = "row", "columnar"
-_INT32 = (-(2 ** 31), 2 ** 31 - 1)
+_INT32 = (-(2**31), 2**31 - 1)
 
 
 # -- parsing the body -----------------------------------------------------------------------------
@@ -53,8 +53,9 @@ def signature_name(doc: JsonObject) -> str:
         return ""
     name = doc["signature_name"]
     if not isinstance(name, str):
-        raise invalid(f"JSON Value: {debug_string(doc)} not formatted correctly. "
-                      f"'signature_name' key must be a string value.")
+        raise invalid(
+            f"JSON Value: {debug_string(doc)} not formatted correctly. 'signature_name' key must be a string value."
+        )
     return name
 
 
@@ -75,8 +76,9 @@ def _decode_b64(value) -> bytes:
 
 # -- Predict: JSON -> arrays ------------------------------------------------------------------------
 def _type_error(value, dtype: int) -> ServingError:
-    return invalid(f"JSON Value: {debug_string(value)} Type: {type_string(value)} is not of expected type: "
-                   f"{dtype_string(dtype)}")
+    return invalid(
+        f"JSON Value: {debug_string(value)} Type: {type_string(value)} is not of expected type: {dtype_string(dtype)}"
+    )
 
 
 def _scalar(value, dtype: int):
@@ -103,15 +105,16 @@ def _scalar(value, dtype: int):
             raise _type_error(value, dtype)
         return value
     if dtype == types_pb2.DT_UINT32:
-        if not is_int(value, 0, 2 ** 32 - 1) or is_double(value):
+        if not is_int(value, 0, 2**32 - 1) or is_double(value):
             raise _type_error(value, dtype)
         return value
     if dtype == types_pb2.DT_UINT64:
         if not is_int(value, 0, UINT64_MAX) or is_double(value):
             raise _type_error(value, dtype)
         return value
-    raise ServingError("UNIMPLEMENTED", f"Conversion of JSON Value: {debug_string(value)} to type: "
-                                        f"{dtype_string(dtype)}")
+    raise ServingError(
+        "UNIMPLEMENTED", f"Conversion of JSON Value: {debug_string(value)} to type: {dtype_string(dtype)}"
+    )
 
 
 def _dense_shape(value) -> list[int]:
@@ -130,8 +133,10 @@ def _fill(value, level: int, dtype: int, shape: list[int], out: list) -> None:
     rank = len(shape)
     if not isinstance(value, list):
         if level != rank:
-            raise invalid(f"JSON Value: {debug_string(value)} found at incorrect level: {level + 1} in the JSON DOM. "
-                          f"Expected at level: {rank}")
+            raise invalid(
+                f"JSON Value: {debug_string(value)} found at incorrect level: {level + 1} in the JSON DOM. "
+                f"Expected at level: {rank}"
+            )
         if isinstance(value, dict):
             if dtype != types_pb2.DT_STRING:
                 raise _type_error(value, dtype)
@@ -142,8 +147,9 @@ def _fill(value, level: int, dtype: int, shape: list[int], out: list) -> None:
     if level >= rank:
         raise invalid(f"Encountered list at unexpected level: {level} expected < {rank}")
     if len(value) != shape[level]:
-        raise invalid(f"Encountered list at unexpected size: {len(value)} at level: {level} "
-                      f"expected size: {shape[level]}")
+        raise invalid(
+            f"Encountered list at unexpected size: {len(value)} at level: {level} expected size: {shape[level]}"
+        )
     for v in value:
         _fill(v, level + 1, dtype, shape, out)
 
@@ -175,8 +181,10 @@ def predict_inputs(doc: JsonObject, input_dtypes: dict[str, int], sig_name: str)
     names = sorted(input_dtypes)
     has_instances, has_inputs = "instances" in doc, "inputs" in doc
     if has_instances and has_inputs:
-        raise invalid(f"JSON Value: {debug_string(doc)} Not formatted correctly expecting only one of 'inputs' or "
-                      f"'instances' keys to exist ")
+        raise invalid(
+            f"JSON Value: {debug_string(doc)} Not formatted correctly expecting only one of 'inputs' or "
+            f"'instances' keys to exist "
+        )
     if has_instances:
         instances = doc["instances"]
         if not isinstance(instances, list):
@@ -192,8 +200,10 @@ def predict_inputs(doc: JsonObject, input_dtypes: dict[str, int], sig_name: str)
 def _from_instances(instances: list, dtypes: dict[str, int], names: list[str]) -> dict[str, np.ndarray]:
     """FillTensorMapFromInstancesList (json_tensor.cc:519-607)."""
     if not isinstance(instances[0], dict) and len(dtypes) > 1:
-        raise invalid("instances is a plain list, but expecting list of objects as multiple input tensors required "
-                      "as per tensorinfo_map")
+        raise invalid(
+            "instances is a plain list, but expecting list of objects as multiple input tensors required "
+            "as per tensorinfo_map"
+        )
 
     def is_element_object(v):
         return isinstance(v, dict) and not _is_b64(v)
@@ -225,11 +235,14 @@ def _from_instances(instances: list, dtypes: dict[str, int], names: list[str]) -
                 try:
                     add(item, name)
                 except ServingError as e:
-                    raise invalid(f"Failed to process element: {index} key: {name} of 'instances' list. "
-                                  f"Error: {e}") from None
+                    raise invalid(
+                        f"Failed to process element: {index} key: {name} of 'instances' list. Error: {e}"
+                    ) from None
             if keys != set(names):
-                raise invalid(f"Failed to process element: {index} of 'instances' list. JSON object: "
-                              f"{debug_string(element)} keys must be equal to: {','.join(names)}")
+                raise invalid(
+                    f"Failed to process element: {index} of 'instances' list. JSON object: "
+                    f"{debug_string(element)} keys must be equal to: {','.join(names)}"
+                )
         else:
             if is_element_object(element):
                 raise invalid(f"Expecting value/list but got object at item {index} of input list")
@@ -244,8 +257,10 @@ def _from_inputs(value, dtypes: dict[str, int], names: list[str]) -> dict[str, n
     """FillTensorMapFromInputsMap (json_tensor.cc:609-649)."""
     if not isinstance(value, dict) or _is_b64(value):
         if len(dtypes) > 1:
-            raise invalid("inputs is a plain value/list, but expecting an object as multiple input tensors required "
-                          "as per tensorinfo_map")
+            raise invalid(
+                "inputs is a plain value/list, but expecting an object as multiple input tensors required "
+                "as per tensorinfo_map"
+            )
         flat, shape = _item(value, dtypes[names[0]])
         return {names[0]: _array(flat, shape, dtypes[names[0]])}
     out = {}
@@ -300,7 +315,7 @@ def _example(value, example: tf.train.Example) -> None:
         raise invalid(f"Example must be JSON object but got JSON {type_string(value)}")
     for name, content in value.pairs:
         feature = tf.train.Feature()
-        for v in (content if isinstance(content, list) else [content]):
+        for v in content if isinstance(content, list) else [content]:
             _add_to_feature(v, name, feature)
         example.features.feature[name].CopyFrom(feature)
 
@@ -313,15 +328,15 @@ def example_input(doc: JsonObject) -> input_pb2.Input:
     if has_context:
         _example(doc["context"], model_input.example_list_with_context.context)
     if "examples" not in doc:
-        raise invalid(f"JSON Value: {debug_string(doc)} When method is classify, key 'examples' is expected and "
-                      f"was not found")
+        raise invalid(
+            f"JSON Value: {debug_string(doc)} When method is classify, key 'examples' is expected and was not found"
+        )
     examples = doc["examples"]
     if not isinstance(examples, list):
         raise invalid(f"JSON Value: {debug_string(doc)} Expecting 'examples' value to be an list/array")
     if not examples:
         raise invalid(f"JSON Value: {debug_string(doc)} 'examples' value is an empty array")
-    target = (model_input.example_list_with_context.examples if has_context
-              else model_input.example_list.examples)
+    target = model_input.example_list_with_context.examples if has_context else model_input.example_list.examples
     for value in examples:
         _example(value, target.add())
     return model_input
@@ -344,8 +359,15 @@ def _write_value(writer: tf_json.PrettyWriter, value, dtype: int, as_bytes: bool
             writer.scalar(tf_json.json_string(value))
     elif dtype == types_pb2.DT_BOOL:
         writer.scalar(b"true" if value else b"false")
-    elif dtype in (types_pb2.DT_INT32, types_pb2.DT_INT16, types_pb2.DT_INT8, types_pb2.DT_UINT8,
-                   types_pb2.DT_INT64, types_pb2.DT_UINT32, types_pb2.DT_UINT64):
+    elif dtype in (
+        types_pb2.DT_INT32,
+        types_pb2.DT_INT16,
+        types_pb2.DT_INT8,
+        types_pb2.DT_UINT8,
+        types_pb2.DT_INT64,
+        types_pb2.DT_UINT32,
+        types_pb2.DT_UINT64,
+    ):
         writer.scalar(str(int(value)).encode())
     else:
         raise invalid(f"Failed to write JSON value for tensor type: {dtype_string(dtype)}")
@@ -398,8 +420,12 @@ def predict_response(outputs: dict[str, np.ndarray], fmt: str) -> bytes:
                     writer.key(name)
                 array = outputs[name]
                 dtype = _dtype_of(array)
-                _write_tensor(writer, array[i] if array.ndim > 1 else np.asarray(array[i], dtype=array.dtype),
-                              dtype, dtype == types_pb2.DT_STRING and name.endswith("_bytes"))
+                _write_tensor(
+                    writer,
+                    array[i] if array.ndim > 1 else np.asarray(array[i], dtype=array.dtype),
+                    dtype,
+                    dtype == types_pb2.DT_STRING and name.endswith("_bytes"),
+                )
             writer.single_line = False
             if multi:
                 writer.end()

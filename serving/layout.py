@@ -34,8 +34,7 @@ def versions(base: str) -> list[int]:
     """Integer version directories under `base`, ascending; the last one is what TF Serving serves."""
     if not os.path.isdir(base):
         return []
-    return sorted(int(d) for d in os.listdir(base)
-                  if is_version_name(d) and os.path.isdir(os.path.join(base, d)))
+    return sorted(int(d) for d in os.listdir(base) if is_version_name(d) and os.path.isdir(os.path.join(base, d)))
 
 
 def latest_version(base: str) -> int | None:
@@ -140,12 +139,17 @@ def rollback(base: str, to_version: int | None = None, keep: int = 5) -> tuple[i
             raise RollbackError(f"version {to_version} does not exist under {base} (have {found})")
         source = to_version
     else:
-        candidates = [v for v in found[:-1] if v not in withdrawn
-                      and (current_fp is None or fingerprint(os.path.join(base, str(v))) != current_fp)]
+        candidates = [
+            v
+            for v in found[:-1]
+            if v not in withdrawn and (current_fp is None or fingerprint(os.path.join(base, str(v))) != current_fp)
+        ]
         if not candidates:
             earlier = sorted(retracted(base) & set(found))
-            raise RollbackError(f"no earlier version to roll back to under {base}: versions {found}"
-                                + (f", of which {earlier} were withdrawn by earlier rollbacks" if earlier else ""))
+            raise RollbackError(
+                f"no earlier version to roll back to under {base}: versions {found}"
+                + (f", of which {earlier} were withdrawn by earlier rollbacks" if earlier else "")
+            )
         source = candidates[-1]
     with open(os.path.join(base, RETRACTED_FILE), "a") as f:
         f.write(f"{current}\n")

@@ -43,10 +43,24 @@ CLASSIFY_INPUTS, CLASSIFY_CLASSES, CLASSIFY_SCORES = "inputs", "classes", "score
 REGRESS_INPUTS, REGRESS_OUTPUTS = "inputs", "outputs"
 WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
 MAX_WARMUP_RECORDS = 1000  # WarmupConsts::kMaxNumRecords (servables/tensorflow/saved_model_warmup_util.h:33)
-_CODE_NAMES = {1: "CANCELLED", 2: "UNKNOWN", 3: "INVALID_ARGUMENT", 4: "DEADLINE_EXCEEDED", 5: "NOT_FOUND",
-               6: "ALREADY_EXISTS", 7: "PERMISSION_DENIED", 8: "RESOURCE_EXHAUSTED", 9: "FAILED_PRECONDITION",
-               10: "ABORTED", 11: "OUT_OF_RANGE", 12: "UNIMPLEMENTED", 13: "INTERNAL", 14: "UNAVAILABLE",
-               15: "DATA_LOSS", 16: "UNAUTHENTICATED"}
+_CODE_NAMES = {
+    1: "CANCELLED",
+    2: "UNKNOWN",
+    3: "INVALID_ARGUMENT",
+    4: "DEADLINE_EXCEEDED",
+    5: "NOT_FOUND",
+    6: "ALREADY_EXISTS",
+    7: "PERMISSION_DENIED",
+    8: "RESOURCE_EXHAUSTED",
+    9: "FAILED_PRECONDITION",
+    10: "ABORTED",
+    11: "OUT_OF_RANGE",
+    12: "UNIMPLEMENTED",
+    13: "INTERNAL",
+    14: "UNAVAILABLE",
+    15: "DATA_LOSS",
+    16: "UNAUTHENTICATED",
+}
 
 
 class ServingError(Exception):
@@ -83,8 +97,10 @@ def serve_meta_graph(path: str) -> meta_graph_pb2.MetaGraphDef:
         if set(meta_graph.meta_info_def.tags) == SERVE_TAGS:
             return meta_graph
     tags = [list(m.meta_info_def.tags) for m in saved_model.meta_graphs]
-    raise ServingError("NOT_FOUND", f"Could not find meta graph def matching supplied tags: {{ serve }}. "
-                                    f"Available tags: {tags} ({path})")
+    raise ServingError(
+        "NOT_FOUND",
+        f"Could not find meta graph def matching supplied tags: {{ serve }}. Available tags: {tags} ({path})",
+    )
 
 
 def serialized_examples(model_input: input_pb2.Input) -> list[bytes]:
@@ -150,14 +166,22 @@ class LoadedModel:
             raise ServingError("FAILED_PRECONDITION", f'Serving signature key "{name}" not found.')
         signature = self.signature_defs[name]
         if self.method_name_check and signature.method_name not in (
-                PREDICT_METHOD, CLASSIFY_METHOD, REGRESS_METHOD):  # predict_util.cc:38-49
-            raise ServingError("INTERNAL", (
-                f"Expected prediction signature method_name to be one of {{{PREDICT_METHOD}, {CLASSIFY_METHOD}, "
-                f"{REGRESS_METHOD}}}. Was: {signature.method_name}"))
+            PREDICT_METHOD,
+            CLASSIFY_METHOD,
+            REGRESS_METHOD,
+        ):  # predict_util.cc:38-49
+            raise ServingError(
+                "INTERNAL",
+                (
+                    f"Expected prediction signature method_name to be one of {{{PREDICT_METHOD}, {CLASSIFY_METHOD}, "
+                    f"{REGRESS_METHOD}}}. Was: {signature.method_name}"
+                ),
+            )
         return name, signature
 
-    def run_predict(self, signature_name: str, inputs: dict[str, np.ndarray],
-                    output_filter: list[str] = ()) -> tuple[str, dict[str, np.ndarray]]:
+    def run_predict(
+        self, signature_name: str, inputs: dict[str, np.ndarray], output_filter: list[str] = ()
+    ) -> tuple[str, dict[str, np.ndarray]]:
         """RunPredict on arrays already converted from the request's TensorProtos."""
         name, signature = self.predict_signature(signature_name)
         expected, sent = set(signature.inputs), set(inputs)
@@ -166,7 +190,8 @@ class LoadedModel:
                 f"input size does not match signature: {len(sent)}!={len(expected)} "
                 f"len({{{','.join(sorted(sent))}}}) != len({{{','.join(sorted(expected))}}}). "
                 f"Sent extra: {{{','.join(sorted(sent - expected))}}}. "
-                f"Missing but required: {{{','.join(sorted(expected - sent))}}}.")
+                f"Missing but required: {{{','.join(sorted(expected - sent))}}}."
+            )
         feeds, seen = {}, set()
         for alias in sorted(signature.inputs):  # tensorflow/cc/saved_model/util.cc GetInputValues
             info = signature.inputs[alias]
@@ -179,15 +204,20 @@ class LoadedModel:
                 raise invalid(
                     f"Signature input alias: {alias}(feed name: {info.name}) not found in request and no default "
                     f"value provided. Inputs expected to be in the request {{{','.join(sorted(inputs))}}}, or "
-                    f"default input alias set: {','.join(sorted(signature.defaults))}")
+                    f"default input alias set: {','.join(sorted(signature.defaults))}"
+                )
         if inputs and len(seen) != len(inputs):
-            raise invalid(f"Inputs contains invalid name. Used request inputs: {','.join(sorted(seen))}, "
-                          f"request input: {','.join(sorted(inputs))}")
+            raise invalid(
+                f"Inputs contains invalid name. Used request inputs: {','.join(sorted(seen))}, "
+                f"request input: {','.join(sorted(inputs))}"
+            )
         aliases = []
         for alias in output_filter:  # predict_util.cc:137-155
             if alias not in signature.outputs:
-                raise invalid(f"output tensor alias not found in signature: {alias} Outputs expected to be in the "
-                              f"set {{{','.join(sorted(signature.outputs))}}}.")
+                raise invalid(
+                    f"output tensor alias not found in signature: {alias} Outputs expected to be in the "
+                    f"set {{{','.join(sorted(signature.outputs))}}}."
+                )
             if alias in aliases:
                 raise invalid(f"duplicate output tensor alias: {alias}")
             aliases.append(alias)
@@ -228,26 +258,37 @@ class LoadedModel:
         self.fill_model_spec(response.model_spec, request.model_spec.signature_name)  # classifier.cc:340-342
         examples = serialized_examples(request.input)
         fetch = [a for a in (CLASSIFY_CLASSES, CLASSIFY_SCORES) if a in signature.outputs]
-        values = dict(zip(fetch, self.session_run(
-            {signature.inputs[CLASSIFY_INPUTS].name: np.array(examples, dtype=object)},
-            [signature.outputs[a].name for a in fetch])))
+        values = dict(
+            zip(
+                fetch,
+                self.session_run(
+                    {signature.inputs[CLASSIFY_INPUTS].name: np.array(examples, dtype=object)},
+                    [signature.outputs[a].name for a in fetch],
+                ),
+            )
+        )
         classes, scores = values.get(CLASSIFY_CLASSES), values.get(CLASSIFY_SCORES)
         n = len(examples)
         for tensor, name, dtype in ((classes, "classes", "DT_STRING"), (scores, "scores", "DT_FLOAT")):
             if tensor is None:
                 continue
             if tensor.ndim != 2:  # classifier.cc:256-290
-                raise invalid(f"Expected Tensor shape: [batch_size num_classes] but got "
-                              f"{shape_debug_string(tensor.shape)}")
-            actual = "DT_STRING" if tensor.dtype == object else types_pb2.DataType.Name(
-                tf.as_dtype(tensor.dtype).as_datatype_enum)
+                raise invalid(
+                    f"Expected Tensor shape: [batch_size num_classes] but got {shape_debug_string(tensor.shape)}"
+                )
+            actual = (
+                "DT_STRING"
+                if tensor.dtype == object
+                else types_pb2.DataType.Name(tf.as_dtype(tensor.dtype).as_datatype_enum)
+            )
             if actual != dtype:
                 raise invalid(f"Expected {name} Tensor of {dtype}. Got: {actual}")
             if tensor.shape[0] != n:
                 raise invalid(f"Expected {name} output batch size of {n}. Got: {tensor.shape[0]}")
         if classes is not None and scores is not None and classes.shape[1] != scores.shape[1]:
-            raise invalid(f"Tensors class and score should match in dim_size(1). Got "
-                          f"{classes.shape[1]} vs. {scores.shape[1]}")  # classifier.cc:294-300
+            raise invalid(
+                f"Tensors class and score should match in dim_size(1). Got {classes.shape[1]} vs. {scores.shape[1]}"
+            )  # classifier.cc:294-300
         width = (classes if classes is not None else scores).shape[1]
         for i in range(n):
             row = response.result.classifications.add()
@@ -265,17 +306,23 @@ class LoadedModel:
         response = regression_pb2.RegressionResponse()
         self.fill_model_spec(response.model_spec, request.model_spec.signature_name)  # regressor.cc:283-285
         examples = serialized_examples(request.input)
-        (values,) = self.session_run({signature.inputs[REGRESS_INPUTS].name: np.array(examples, dtype=object)},
-                                     [signature.outputs[REGRESS_OUTPUTS].name])
+        (values,) = self.session_run(
+            {signature.inputs[REGRESS_INPUTS].name: np.array(examples, dtype=object)},
+            [signature.outputs[REGRESS_OUTPUTS].name],
+        )
         n = len(examples)
         if not (values.ndim == 1 or (values.ndim == 2 and values.shape[1] == 1)):  # regressor.cc:238-259
-            raise invalid(f"Expected output Tensor shape to be either [batch_size] or [batch_size, 1] but got "
-                          f"{shape_debug_string(values.shape)}")
+            raise invalid(
+                f"Expected output Tensor shape to be either [batch_size] or [batch_size, 1] but got "
+                f"{shape_debug_string(values.shape)}"
+            )
         if values.shape[0] != n:
             raise invalid(f"Input batch size did not match output batch size: {n} vs. {values.shape[0]}")
         if values.dtype != np.float32:
-            raise invalid("Expected output Tensor of DT_FLOAT.  Got: "
-                          + types_pb2.DataType.Name(tf.as_dtype(values.dtype).as_datatype_enum))
+            raise invalid(
+                "Expected output Tensor of DT_FLOAT.  Got: "
+                + types_pb2.DataType.Name(tf.as_dtype(values.dtype).as_datatype_enum)
+            )
         for v in values.ravel():
             response.result.regressions.add(value=v)
         return response
@@ -287,7 +334,9 @@ class LoadedModel:
             out.signature_def[name].CopyFrom(signature)
         return out
 
-    def metadata(self, request: get_model_metadata_pb2.GetModelMetadataRequest) -> get_model_metadata_pb2.GetModelMetadataResponse:
+    def metadata(
+        self, request: get_model_metadata_pb2.GetModelMetadataRequest
+    ) -> get_model_metadata_pb2.GetModelMetadataResponse:
         validate_metadata_request(request)
         response = get_model_metadata_pb2.GetModelMetadataResponse()
         self.fill_model_spec(response.model_spec, None)
@@ -348,10 +397,19 @@ def _as_proto_field(proto, value: np.ndarray) -> None:
         return
     proto.tensor_content = b""
     flat = value.ravel()
-    field = {types_pb2.DT_FLOAT: "float_val", types_pb2.DT_DOUBLE: "double_val", types_pb2.DT_INT64: "int64_val",
-             types_pb2.DT_INT32: "int_val", types_pb2.DT_INT16: "int_val", types_pb2.DT_INT8: "int_val",
-             types_pb2.DT_UINT8: "int_val", types_pb2.DT_BOOL: "bool_val", types_pb2.DT_UINT32: "uint32_val",
-             types_pb2.DT_UINT64: "uint64_val", types_pb2.DT_HALF: "half_val"}.get(proto.dtype)
+    field = {
+        types_pb2.DT_FLOAT: "float_val",
+        types_pb2.DT_DOUBLE: "double_val",
+        types_pb2.DT_INT64: "int64_val",
+        types_pb2.DT_INT32: "int_val",
+        types_pb2.DT_INT16: "int_val",
+        types_pb2.DT_INT8: "int_val",
+        types_pb2.DT_UINT8: "int_val",
+        types_pb2.DT_BOOL: "bool_val",
+        types_pb2.DT_UINT32: "uint32_val",
+        types_pb2.DT_UINT64: "uint64_val",
+        types_pb2.DT_HALF: "half_val",
+    }.get(proto.dtype)
     if field == "half_val":
         getattr(proto, field).extend(flat.view(np.uint16).tolist())
     elif field:
@@ -374,8 +432,10 @@ def check_example_signature(signature: meta_graph_pb2.SignatureDef, method: str)
         if CLASSIFY_INPUTS not in signature.inputs:
             raise invalid(f"No classification inputs found in SignatureDef: {debug}")
         if CLASSIFY_CLASSES not in signature.outputs and CLASSIFY_SCORES not in signature.outputs:
-            raise invalid(f'Expected classification signature outputs to contain at least one of "classes" or '
-                          f'"scores". Signature was: {debug}')
+            raise invalid(
+                f'Expected classification signature outputs to contain at least one of "classes" or '
+                f'"scores". Signature was: {debug}'
+            )
     else:
         if len(signature.outputs) != 1:
             raise invalid("Expected one output Tensor.")

@@ -89,8 +89,10 @@ class ModelRepository:
                 return
             failed = [s for s in self._status.values() if s.state == "END"]
             if failed:
-                raise ServingError(failed[-1].error_code, f"version {failed[-1].version} of model {self.name} "
-                                                          f"failed to load: {failed[-1].error_message}")
+                raise ServingError(
+                    failed[-1].error_code,
+                    f"version {failed[-1].version} of model {self.name} failed to load: {failed[-1].error_message}",
+                )
             if not waited:
                 LOG.warning("no model version under %s yet (run `make run` first); waiting for one", self.base_path)
                 waited = True
@@ -98,6 +100,7 @@ class ModelRepository:
 
     def start(self) -> "ModelRepository":
         """Load in the background, as TF Serving does: the server answers (LOADING) meanwhile."""
+
         def loop():
             while not self._stop.is_set():
                 try:

@@ -37,22 +37,39 @@ LOG = logging.getLogger(__name__)
 
 # http_rest_api_util.cc:31-34 (RE2 FullMatch, case-insensitive); http_rest_api_util.h:33 dispatches.
 PREDICTION_API = re.compile(
-    r"(?i)/v1/models/([^/:]+)(?:(?:/versions/(\d+))|(?:/labels/([^/:]+)))?:(classify|regress|predict)")
+    r"(?i)/v1/models/([^/:]+)(?:(?:/versions/(\d+))|(?:/labels/([^/:]+)))?:(classify|regress|predict)"
+)
 MODEL_STATUS_API = re.compile(
-    r"(?i)/v1/models(?:/([^/:]+))?(?:(?:/versions/(\d+))|(?:/labels/([^/:]+)))?(?:/(metadata))?")
+    r"(?i)/v1/models(?:/([^/:]+))?(?:(?:/versions/(\d+))|(?:/labels/([^/:]+)))?(?:/(metadata))?"
+)
 DISPATCH = re.compile(r"(?i)/v1/.*")
 # http_server.cc:250-291
-HTTP_STATUS = {"OK": 200, "CANCELLED": 499, "UNKNOWN": 500, "INVALID_ARGUMENT": 400, "DEADLINE_EXCEEDED": 504,
-               "NOT_FOUND": 404, "ALREADY_EXISTS": 409, "PERMISSION_DENIED": 403, "RESOURCE_EXHAUSTED": 429,
-               "FAILED_PRECONDITION": 400, "ABORTED": 409, "OUT_OF_RANGE": 400, "UNIMPLEMENTED": 501,
-               "INTERNAL": 500, "UNAVAILABLE": 503, "DATA_LOSS": 500, "UNAUTHENTICATED": 401}
+HTTP_STATUS = {
+    "OK": 200,
+    "CANCELLED": 499,
+    "UNKNOWN": 500,
+    "INVALID_ARGUMENT": 400,
+    "DEADLINE_EXCEEDED": 504,
+    "NOT_FOUND": 404,
+    "ALREADY_EXISTS": 409,
+    "PERMISSION_DENIED": 403,
+    "RESOURCE_EXHAUSTED": 429,
+    "FAILED_PRECONDITION": 400,
+    "ABORTED": 409,
+    "OUT_OF_RANGE": 400,
+    "UNIMPLEMENTED": 501,
+    "INTERNAL": 500,
+    "UNAVAILABLE": 503,
+    "DATA_LOSS": 500,
+    "UNAUTHENTICATED": 401,
+}
 # libevent accepts these (evhttp_server.cc:114-117); the others it answers 501 itself.
 ALLOWED_METHODS = {"GET", "POST", "HEAD", "PUT", "DELETE", "OPTIONS", "PATCH"}
 KNOWN_METHODS = ALLOWED_METHODS | {"TRACE", "CONNECT"}
 # RFC 3986 characters libevent's strict evhttp_uri_parse accepts in a path, query and fragment.
 _URI_CHARS = re.compile(r"^(?:[A-Za-z0-9\-._~!$&'()*+,;=:@/?#]|%[0-9A-Fa-f]{2})*$")
 _REASONS = {400: "Bad Request", 404: "Not Found", 501: "Not Implemented"}
-INT64_MAX = 2 ** 63 - 1
+INT64_MAX = 2**63 - 1
 
 
 class NoBodyError(ServingError):
@@ -170,8 +187,9 @@ class RestApi:
             status = response.model_version_status.add(version=row.version, state=row.state)
             status.status.error_code = row.error_code_number
             status.status.error_message = row.error_message
-        return (json.dumps(json_format.MessageToDict(response, always_print_fields_with_no_presence=True),
-                           indent=1) + "\n").encode()
+        return (
+            json.dumps(json_format.MessageToDict(response, always_print_fields_with_no_presence=True), indent=1) + "\n"
+        ).encode()
 
     def metadata(self, name, version, label) -> bytes:
         """ProcessModelMetadataRequest (http_rest_api_handler.cc:204-226) and its JSON
@@ -184,18 +202,32 @@ class RestApi:
         response.metadata["signature_def"].Unpack(signatures)
 
         def as_json(message) -> str:
-            return json.dumps(json_format.MessageToDict(message, always_print_fields_with_no_presence=True,
-                                                        preserving_proto_field_name=True), indent=1)
+            return json.dumps(
+                json_format.MessageToDict(
+                    message, always_print_fields_with_no_presence=True, preserving_proto_field_name=True
+                ),
+                indent=1,
+            )
 
-        return ("{\n" + '"model_spec":' + as_json(response.model_spec) + ",\n"
-                + '"metadata": {' + '"signature_def": ' + as_json(signatures) + "}\n" + "}\n").encode()
+        return (
+            "{\n"
+            + '"model_spec":'
+            + as_json(response.model_spec)
+            + ",\n"
+            + '"metadata": {'
+            + '"signature_def": '
+            + as_json(signatures)
+            + "}\n"
+            + "}\n"
+        ).encode()
 
 
 def _libevent_error(code: int) -> bytes:
     """evhttp_send_error's page."""
     reason = _REASONS[code]
-    return (f"<HTML><HEAD>\n<TITLE>{code} {reason}</TITLE>\n</HEAD><BODY>\n<H1>{reason}</H1>\n"
-            f"</BODY></HTML>\n").encode()
+    return (
+        f"<HTML><HEAD>\n<TITLE>{code} {reason}</TITLE>\n</HEAD><BODY>\n<H1>{reason}</H1>\n</BODY></HTML>\n"
+    ).encode()
 
 
 class RestHandler(BaseHTTPRequestHandler):
@@ -304,8 +336,9 @@ class RestHandler(BaseHTTPRequestHandler):
         self._reply(status, output, "application/json")
 
 
-def start_rest_server(repository: ModelRepository, host: str, port: int,
-                      enable_cors_support: bool = False) -> tuple[ThreadingHTTPServer, int]:
+def start_rest_server(
+    repository: ModelRepository, host: str, port: int, enable_cors_support: bool = False
+) -> tuple[ThreadingHTTPServer, int]:
     """Serve in a background thread; returns the server and its port (0 picks a free one)."""
     handler = type("BoundRestHandler", (RestHandler,), {"api": RestApi(repository), "cors": enable_cors_support})
     server = ThreadingHTTPServer((host, port), handler)

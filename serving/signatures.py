@@ -27,9 +27,19 @@ from serving.model import CLASSIFY_METHOD, REGRESS_METHOD, ServingError, check_e
 
 PREDICT, CLASSIFY, REGRESS = "predict", "classify", "regress"
 PIPELINE_SIGNATURES = {"serving_default": PREDICT, "classification": CLASSIFY, "regression": REGRESS}
-REST_DTYPES = {types_pb2.DT_FLOAT, types_pb2.DT_DOUBLE, types_pb2.DT_INT32, types_pb2.DT_INT16, types_pb2.DT_INT8,
-               types_pb2.DT_UINT8, types_pb2.DT_STRING, types_pb2.DT_INT64, types_pb2.DT_BOOL, types_pb2.DT_UINT32,
-               types_pb2.DT_UINT64}
+REST_DTYPES = {
+    types_pb2.DT_FLOAT,
+    types_pb2.DT_DOUBLE,
+    types_pb2.DT_INT32,
+    types_pb2.DT_INT16,
+    types_pb2.DT_INT8,
+    types_pb2.DT_UINT8,
+    types_pb2.DT_STRING,
+    types_pb2.DT_INT64,
+    types_pb2.DT_BOOL,
+    types_pb2.DT_UINT32,
+    types_pb2.DT_UINT64,
+}
 
 
 class SignatureError(ValueError):
@@ -79,36 +89,46 @@ def problems(path: str, apis: dict[str, str] | None = None) -> list[str]:
             for kind, tensors in (("input", signature.inputs), ("output", signature.outputs)):
                 for alias, info in sorted(tensors.items()):
                     if info.dtype not in REST_DTYPES:
-                        found.append(f"{where}: {kind} {alias} is {_dtype(info)}, which TF Serving's REST API "
-                                     f"cannot convert")
+                        found.append(
+                            f"{where}: {kind} {alias} is {_dtype(info)}, which TF Serving's REST API cannot convert"
+                        )
             continue
         method = CLASSIFY_METHOD if api == CLASSIFY else REGRESS_METHOD
         try:
             check_example_signature(signature, method)
         except ServingError as e:
-            found.append(f"{where}: {e.message.splitlines()[0]}"
-                         + (" (rename the input to \"inputs\")" if "inputs found" in e.message else ""))
+            found.append(
+                f"{where}: {e.message.splitlines()[0]}"
+                + (' (rename the input to "inputs")' if "inputs found" in e.message else "")
+            )
             continue
         if signature.inputs["inputs"].dtype != types_pb2.DT_STRING:
-            found.append(f"{where}: input inputs is {_dtype(signature.inputs['inputs'])}; TF Serving feeds "
-                         f"serialized tf.Examples (DT_STRING)")
-        wanted = ({"classes": types_pb2.DT_STRING, "scores": types_pb2.DT_FLOAT} if api == CLASSIFY
-                  else {"outputs": types_pb2.DT_FLOAT})
+            found.append(
+                f"{where}: input inputs is {_dtype(signature.inputs['inputs'])}; TF Serving feeds "
+                f"serialized tf.Examples (DT_STRING)"
+            )
+        wanted = (
+            {"classes": types_pb2.DT_STRING, "scores": types_pb2.DT_FLOAT}
+            if api == CLASSIFY
+            else {"outputs": types_pb2.DT_FLOAT}
+        )
         for alias, dtype in wanted.items():
             info = signature.outputs.get(alias)
             if info is None:
                 continue
             if info.dtype != dtype:
-                found.append(f"{where}: output {alias} is {_dtype(info)}, TF Serving needs "
-                             f"{types_pb2.DataType.Name(dtype)}")
+                found.append(
+                    f"{where}: output {alias} is {_dtype(info)}, TF Serving needs {types_pb2.DataType.Name(dtype)}"
+                )
             dims = _dims(info)
             if dims is None:
                 continue
             if api == CLASSIFY and len(dims) != 2:
                 found.append(f"{where}: output {alias} has shape {dims}, TF Serving needs [batch_size, num_classes]")
             if api == REGRESS and not (len(dims) == 1 or (len(dims) == 2 and dims[1] in (1, -1))):
-                found.append(f"{where}: output {alias} has shape {dims}, TF Serving needs [batch_size] or "
-                             f"[batch_size, 1]")
+                found.append(
+                    f"{where}: output {alias} has shape {dims}, TF Serving needs [batch_size] or [batch_size, 1]"
+                )
     return found
 
 

@@ -30,7 +30,7 @@ from decimal import Decimal
 
 import numpy as np
 
-INT64_MIN, INT64_MAX, UINT64_MAX = -(2 ** 63), 2 ** 63 - 1, 2 ** 64 - 1
+INT64_MIN, INT64_MAX, UINT64_MAX = -(2**63), 2**63 - 1, 2**64 - 1
 DEBUG_STRING_LIMIT = 256  # kMaxJsonDebugStringBytes, json_tensor.cc:225
 
 
@@ -102,8 +102,16 @@ def parse(body: bytes):
     return _Parser(body).parse()
 
 
-_ESCAPES = {ord('"'): '"', ord("\\"): "\\", ord("/"): "/", ord("b"): "\b", ord("f"): "\f",
-            ord("n"): "\n", ord("r"): "\r", ord("t"): "\t"}
+_ESCAPES = {
+    ord('"'): '"',
+    ord("\\"): "\\",
+    ord("/"): "/",
+    ord("b"): "\b",
+    ord("f"): "\f",
+    ord("n"): "\n",
+    ord("r"): "\r",
+    ord("t"): "\t",
+}
 _VALUE_START = set(b'[{"tfn')
 
 
@@ -205,7 +213,7 @@ class _Parser:
             self.error("Missing a comma or ']' after an array element.")
 
     def hex4(self, escape_at: int) -> int:
-        digits = self.s[self.i:self.i + 4]
+        digits = self.s[self.i : self.i + 4]
         if len(digits) < 4 or not all(chr(d) in "0123456789abcdefABCDEF" for d in digits):
             self.error("Incorrect hex digit after \\u escape in string.", escape_at)
         self.i += 4
@@ -230,7 +238,7 @@ class _Parser:
                     self.i += 1
                     code = self.hex4(at)
                     if 0xD800 <= code <= 0xDBFF:
-                        if self.s[self.i:self.i + 2] != b"\\u":
+                        if self.s[self.i : self.i + 2] != b"\\u":
                             self.error("The surrogate pair in string is invalid.", at)
                         self.i += 2
                         low = self.hex4(at)
@@ -292,7 +300,7 @@ class _Parser:
                 self.error("Miss exponent in number.")
             while ord("0") <= self.peek() <= ord("9"):
                 self.i += 1
-        text = self.s[start:self.i].decode()
+        text = self.s[start : self.i].decode()
         if integral:
             value = int(text)
             if INT64_MIN <= value <= UINT64_MAX:
@@ -319,8 +327,7 @@ def json_string(value) -> bytes:
         elif b == 0x5C:
             out += b"\\\\"
         elif b < 0x20:
-            out += {0x08: b"\\b", 0x0C: b"\\f", 0x0A: b"\\n", 0x0D: b"\\r", 0x09: b"\\t"}.get(
-                b, b"\\u00%02X" % b)
+            out += {0x08: b"\\b", 0x0C: b"\\f", 0x0A: b"\\n", 0x0D: b"\\r", 0x09: b"\\t"}.get(b, b"\\u00%02X" % b)
         else:
             out.append(b)
     out += b'"'
@@ -440,7 +447,7 @@ class PrettyWriter:
         """Write a JSON value (JsonObject, dict, list, str/bytes, int, float, bool, None, Raw)."""
         if isinstance(value, dict):
             self.start(False)
-            for k, v in (value.pairs if isinstance(value, JsonObject) else value.items()):
+            for k, v in value.pairs if isinstance(value, JsonObject) else value.items():
                 self.key(k)
                 self.write(v)
             self.end()

@@ -25,15 +25,19 @@ def build_tiny_model(export_dir: str | os.PathLike) -> None:
     import tensorflow as tf
 
     def parse(serialized):
-        return tf.io.parse_example(serialized, {
-            "v": tf.io.FixedLenFeature([], tf.float32),
-            "k": tf.io.FixedLenFeature([], tf.int64, default_value=1),
-            "word": tf.io.FixedLenFeature([], tf.string, default_value=""),
-        })
+        return tf.io.parse_example(
+            serialized,
+            {
+                "v": tf.io.FixedLenFeature([], tf.float32),
+                "k": tf.io.FixedLenFeature([], tf.int64, default_value=1),
+                "word": tf.io.FixedLenFeature([], tf.string, default_value=""),
+            },
+        )
 
     class Tiny(tf.Module):
-        @tf.function(input_signature=[tf.TensorSpec([None, 2], tf.float32, name="x"),
-                                      tf.TensorSpec([None], tf.string, name="s")])
+        @tf.function(
+            input_signature=[tf.TensorSpec([None, 2], tf.float32, name="x"), tf.TensorSpec([None], tf.string, name="s")]
+        )
         def two_inputs(self, x, s):
             return {"sum": tf.reduce_sum(x, axis=1), "length": tf.strings.length(s)}
 
@@ -66,19 +70,31 @@ def build_tiny_model(export_dir: str | os.PathLike) -> None:
         @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="inputs")])
         def regress(self, inputs):
             features = parse(inputs)
-            return {"outputs": features["v"] * tf.cast(features["k"], tf.float32)
-                    + tf.cast(tf.strings.length(features["word"]), tf.float32)}
+            return {
+                "outputs": features["v"] * tf.cast(features["k"], tf.float32)
+                + tf.cast(tf.strings.length(features["word"]), tf.float32)
+            }
 
         @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
         def classify_examples(self, examples):
             return self.classify(examples)
 
     module = Tiny()
-    tf.saved_model.save(module, str(export_dir), signatures={
-        "serving_default": module.two_inputs, "single": module.single, "identity": module.identity,
-        "bytes_out": module.bytes_out, "mixed_batch": module.mixed_batch, "int64_in": module.int64_in,
-        "classification": module.classify, "regression": module.regress,
-        "classify_examples": module.classify_examples})
+    tf.saved_model.save(
+        module,
+        str(export_dir),
+        signatures={
+            "serving_default": module.two_inputs,
+            "single": module.single,
+            "identity": module.identity,
+            "bytes_out": module.bytes_out,
+            "mixed_batch": module.mixed_batch,
+            "int64_in": module.int64_in,
+            "classification": module.classify,
+            "regression": module.regress,
+            "classify_examples": module.classify_examples,
+        },
+    )
 
 
 @dataclass
@@ -104,9 +120,29 @@ def start_server(base: Path, workdir: Path, *extra: str, timeout: float = 180) -
     port_file.unlink(missing_ok=True)
     with open(log_path, "w") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "serving", "serve", "--model-name", MODEL, "--model-base-path", str(base),
-             "--grpc-port", "0", "--rest-port", "0", "--port-file", str(port_file), "--poll-seconds", "0.3", *extra],
-            cwd=PROJECT_DIR, stdout=log, stderr=subprocess.STDOUT)
+            [
+                sys.executable,
+                "-m",
+                "serving",
+                "serve",
+                "--model-name",
+                MODEL,
+                "--model-base-path",
+                str(base),
+                "--grpc-port",
+                "0",
+                "--rest-port",
+                "0",
+                "--port-file",
+                str(port_file),
+                "--poll-seconds",
+                "0.3",
+                *extra,
+            ],
+            cwd=PROJECT_DIR,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     deadline = time.time() + timeout
     while not port_file.exists():
         if process.poll() is not None or time.time() > deadline:
@@ -117,8 +153,14 @@ def start_server(base: Path, workdir: Path, *extra: str, timeout: float = 180) -
     return Server(process, int(ports["rest"]), int(ports["grpc"]), log_path)
 
 
-def request(port: int, method: str, path: str, body: bytes | None = None, headers: dict | None = None,
-            connection: http.client.HTTPConnection | None = None) -> tuple[int, dict, bytes]:
+def request(
+    port: int,
+    method: str,
+    path: str,
+    body: bytes | None = None,
+    headers: dict | None = None,
+    connection: http.client.HTTPConnection | None = None,
+) -> tuple[int, dict, bytes]:
     """One HTTP request with the path sent exactly as given; (status, headers, body)."""
     conn = connection or http.client.HTTPConnection("127.0.0.1", port, timeout=60)
     try:

@@ -49,15 +49,21 @@ def loans(n: int = 1500, seed: int = 0) -> list[dict]:
         ratio = rng.uniform(0, 1)
         score = int(rng.integers(0, 6))
         kind = rng.choice(["salaried", "self-employed", "retired", "student"])
-        logit = 2.5 * (np.log(income) - 10.5) - 3 * (ratio - 0.5) + 0.6 * (score - 2.5) \
+        logit = (
+            2.5 * (np.log(income) - 10.5)
+            - 3 * (ratio - 0.5)
+            + 0.6 * (score - 2.5)
             + {"salaried": 0.8, "self-employed": 0.0, "retired": 0.3, "student": -1.2}[kind]
-        rows.append({
-            "annual income": income,
-            "debt.ratio": ratio if rng.uniform() > 0.1 else None,  # optional: 10% missing
-            "3rd_party score": score,
-            "employment-type": str(kind),
-            "Decision": "approve" if rng.uniform() < 1 / (1 + np.exp(-logit)) else "deny",
-        })
+        )
+        rows.append(
+            {
+                "annual income": income,
+                "debt.ratio": ratio if rng.uniform() > 0.1 else None,  # optional: 10% missing
+                "3rd_party score": score,
+                "employment-type": str(kind),
+                "Decision": "approve" if rng.uniform() < 1 / (1 + np.exp(-logit)) else "deny",
+            }
+        )
     return rows
 
 
@@ -69,12 +75,14 @@ def species(n: int = 1500, seed: int = 1) -> list[dict]:
     for _ in range(n):
         k = int(rng.integers(0, 4))
         length, width = centres[k] + rng.normal(0, 0.45, 2)
-        rows.append({
-            "petal length": float(length),
-            "petal.width": float(width),
-            "2nd habitat": str(rng.choice(["wet", "dry"] if k < 2 else ["dry", "rocky"])),
-            "class id": k,
-        })
+        rows.append(
+            {
+                "petal length": float(length),
+                "petal.width": float(width),
+                "2nd habitat": str(rng.choice(["wet", "dry"] if k < 2 else ["dry", "rocky"])),
+                "class id": k,
+            }
+        )
     return rows
 
 
@@ -86,9 +94,19 @@ def prices(n: int = 1500, seed: int = 2) -> list[dict]:
         area = rng.uniform(40, 200)
         rooms = int(rng.integers(1, 6))
         hood = rng.choice(["north", "south", "east-side", "west.end"])
-        price = 2500 * area + 15000 * rooms + {"north": 80000, "south": 0, "east-side": 40000,
-                                                 "west.end": 120000}[hood] + rng.normal(0, 20000)
-        rows.append({"floor area (m2)": area, "rooms": rooms, "neighbour-hood": str(hood),
-                     "year built": int(rng.integers(1900, 2020)) if rng.uniform() > 0.2 else None,
-                     "sale price": float(price)})
+        price = (
+            2500 * area
+            + 15000 * rooms
+            + {"north": 80000, "south": 0, "east-side": 40000, "west.end": 120000}[hood]
+            + rng.normal(0, 20000)
+        )
+        rows.append(
+            {
+                "floor area (m2)": area,
+                "rooms": rooms,
+                "neighbour-hood": str(hood),
+                "year built": int(rng.integers(1900, 2020)) if rng.uniform() > 0.2 else None,
+                "sale price": float(price),
+            }
+        )
     return rows

@@ -36,9 +36,21 @@ def write_examples(records: list[bytes], path: str | os.PathLike) -> None:
             w.write(r)
 
 
-ALL_NODES = ["ImportExampleGen", "ImportSchemaGen", "BaselineModel", "StatisticsGen",
-             "ExampleValidator", "ValidationGate", "Transform", "Trainer", "Evaluator", "InfraValidator", "EdgeExport", "Pusher",
-             "SliceReport"]
+ALL_NODES = [
+    "ImportExampleGen",
+    "ImportSchemaGen",
+    "BaselineModel",
+    "StatisticsGen",
+    "ExampleValidator",
+    "ValidationGate",
+    "Transform",
+    "Trainer",
+    "Evaluator",
+    "InfraValidator",
+    "EdgeExport",
+    "Pusher",
+    "SliceReport",
+]
 LINE = re.compile(r"^\[\s*\d+/\d+\] (\S+)\s+(done|cached|FAILED)\s+([\d.]+) s$", re.M)
 
 
@@ -56,13 +68,30 @@ os.chmod(TAXI_TOML.parent, 0o755)  # readable by the tests that run as user nobo
 
 
 def run_pipeline(workdir, data_dir, *overrides: str) -> tuple[dict[str, str], str]:
-    args = [sys.executable, str(PROJECT_DIR / "local_runner.py"), "--config", str(taxi_config(workdir)),
-            "--set", f"input_base={data_dir}",
-            "--set", f"pipeline_root={workdir}/root", "--set", f"metadata_path={workdir}/metadata.sqlite",
-            "--set", f"serving_dir={workdir}/serving",
-            "--set", "train_steps=150", "--set", "eval_steps=10", "--set", "cpu_replicas=2",
-            "--set", "thresholds={auc = {min = 0.55}, binary_accuracy = {min = 0.55}}",
-            "--set", "max_drop={auc = 0.2}"]
+    args = [
+        sys.executable,
+        str(PROJECT_DIR / "local_runner.py"),
+        "--config",
+        str(taxi_config(workdir)),
+        "--set",
+        f"input_base={data_dir}",
+        "--set",
+        f"pipeline_root={workdir}/root",
+        "--set",
+        f"metadata_path={workdir}/metadata.sqlite",
+        "--set",
+        f"serving_dir={workdir}/serving",
+        "--set",
+        "train_steps=150",
+        "--set",
+        "eval_steps=10",
+        "--set",
+        "cpu_replicas=2",
+        "--set",
+        "thresholds={auc = {min = 0.55}, binary_accuracy = {min = 0.55}}",
+        "--set",
+        "max_drop={auc = 0.2}",
+    ]
     for o in overrides:
         args += ["--set", o]
     proc = subprocess.run(args, capture_output=True, text=True, cwd=PROJECT_DIR, timeout=900)

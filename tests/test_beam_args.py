@@ -47,7 +47,8 @@ def test_large_input_on_two_cores_keeps_vectorised_components_in_process():
         # ExampleGen: one in-process worker per core, so one output file per core.
         "ImportExampleGen": ["--direct_running_mode=in_memory", "--direct_num_workers=2"],
         "StatisticsGen": ["--direct_running_mode=in_memory", "--direct_num_workers=1"],
-        "Transform": ["--direct_running_mode=in_memory", "--direct_num_workers=1"]}
+        "Transform": ["--direct_running_mode=in_memory", "--direct_num_workers=1"],
+    }
     assert per_node(cfg, size=1 << 20, cores=2) == {}  # all in-process already
     assert per_node(cfg, size=100 << 20, cores=8) == {}  # untested there: workers
     explicit = ["--runner=FnApiRunner", "--direct_running_mode=multi_processing"]

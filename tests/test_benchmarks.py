@@ -30,8 +30,11 @@ def test_generated_data_is_deterministic_and_reused(tmp_path):
     assert _digest(first.root) == _digest(second.root)
     assert datagen.ensure(20_000, tmp_path / "a").root == first.root  # reused, not regenerated
 
-    records = list(tf.data.TFRecordDataset(sorted(glob.glob(str(first.tfrecord_dir / "*.gz"))),
-                                           compression_type="GZIP").as_numpy_iterator())
+    records = list(
+        tf.data.TFRecordDataset(
+            sorted(glob.glob(str(first.tfrecord_dir / "*.gz"))), compression_type="GZIP"
+        ).as_numpy_iterator()
+    )
     assert len(records) == 20_000
     rows = (first.csv_dir / "data.csv").read_text().strip().split("\n")
     assert len(rows) == 20_001  # header + rows
@@ -88,11 +91,15 @@ def test_table_and_json_round_trip():
 def test_memory_growth_is_per_added_row_between_consecutive_sizes():
     from benchmarks.report import memory_growth
 
-    results = _results() + [RunResult("ours-cold", 3_000_000, 200.0, 1400.0, 1900.0),
-                            RunResult("tfx-example", 3_000_000, 500.0, 9000.0, 9000.0, ok=False)]
+    results = _results() + [
+        RunResult("ours-cold", 3_000_000, 200.0, 1400.0, 1900.0),
+        RunResult("tfx-example", 3_000_000, 500.0, 9000.0, 9000.0, ok=False),
+    ]
     growth = memory_growth(results)
-    assert growth["ours-cold"] == [(1_500_000, pytest.approx(100 / (1_500_000 - 15002) * 1024)),
-                                   (3_000_000, pytest.approx(300 / 1_500_000 * 1024))]
+    assert growth["ours-cold"] == [
+        (1_500_000, pytest.approx(100 / (1_500_000 - 15002) * 1024)),
+        (3_000_000, pytest.approx(300 / 1_500_000 * 1024)),
+    ]
     assert len(growth["tfx-example"]) == 1  # a failed run is no measurement
     got = {(t.rows, t.name): t for t in targets(results)}
     target = got[(3_000_000, "peak memory growth, KB per row (ours)")]
@@ -101,8 +108,10 @@ def test_memory_growth_is_per_added_row_between_consecutive_sizes():
 
 
 def test_edit_rerun_target_is_at_the_small_size():
-    results = _results() + [RunResult("ours-edit", 15002, 14.0, 900.0, 1200.0),
-                            RunResult("ours-edit", 1_500_000, 140.0, 900.0, 1200.0)]
+    results = _results() + [
+        RunResult("ours-edit", 15002, 14.0, 900.0, 1200.0),
+        RunResult("ours-edit", 1_500_000, 140.0, 900.0, 1200.0),
+    ]
     got = {(t.rows, t.name): t for t in targets(results)}
     assert got[(15002, "rerun after a model-code edit, wall seconds")].met
     assert (1_500_000, "rerun after a model-code edit, wall seconds") not in got
@@ -126,7 +135,10 @@ def test_the_edited_copy_changes_only_the_model_code(tmp_path):
     from benchmarks.__main__ import EDITED_MODULE, PROJECT_DIR, edited_copy
 
     copy = edited_copy(tmp_path / "edited")
-    changed = [p.relative_to(copy).as_posix() for p in copy.rglob("*.py")
-               if p.read_bytes() != (PROJECT_DIR / p.relative_to(copy)).read_bytes()]
+    changed = [
+        p.relative_to(copy).as_posix()
+        for p in copy.rglob("*.py")
+        if p.read_bytes() != (PROJECT_DIR / p.relative_to(copy)).read_bytes()
+    ]
     assert changed == [EDITED_MODULE]
     assert (copy / "local_runner.py").exists() and (copy / "schemas" / "taxi_schema.pbtxt").exists()

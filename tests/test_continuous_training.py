@@ -24,10 +24,32 @@ LINE = re.compile(r"^(\d{4}-\d\d-\d\d)  span (\d+)  rows +(\d+)  (.*)$", re.M)
 def three_days(tmp_path_factory):
     out = tmp_path_factory.mktemp("days")
     proc = subprocess.run(
-        [sys.executable, "-m", "pipeline.days", "--days", "3", "--rows", "1000", "--out", str(out),
-         "--set", f"train_steps={COLD_STEPS}", "--set", f"warm_start_steps={WARM_STEPS}", "--set", "eval_steps=10",
-         "--set", "thresholds={auc = {min = 0.55}}", "--set", "max_drop={auc = 0.2}"],
-        capture_output=True, text=True, cwd=PROJECT_DIR, timeout=1800)
+        [
+            sys.executable,
+            "-m",
+            "pipeline.days",
+            "--days",
+            "3",
+            "--rows",
+            "1000",
+            "--out",
+            str(out),
+            "--set",
+            f"train_steps={COLD_STEPS}",
+            "--set",
+            f"warm_start_steps={WARM_STEPS}",
+            "--set",
+            "eval_steps=10",
+            "--set",
+            "thresholds={auc = {min = 0.55}}",
+            "--set",
+            "max_drop={auc = 0.2}",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=PROJECT_DIR,
+        timeout=1800,
+    )
     lines = {m.group(1): m for m in LINE.finditer(proc.stdout)}
     return out, proc, lines
 
@@ -91,7 +113,9 @@ def test_every_span_keeps_its_statistics(three_days):
     import tensorflow_data_validation as tfdv
 
     out, _, _ = three_days
-    kept = sorted(glob.glob(str(out / "root" / "StatisticsGen" / "statistics" / "*" / "Split-span" / "FeatureStats.pb")))
+    kept = sorted(
+        glob.glob(str(out / "root" / "StatisticsGen" / "statistics" / "*" / "Split-span" / "FeatureStats.pb"))
+    )
     assert len(kept) == 3  # one per day, the drifted one included
     counts = [tfdv.load_stats_binary(p).datasets[0].num_examples for p in kept]
     assert counts == [1000, 1000, 1000]
@@ -105,21 +129,44 @@ def test_on_kubeflow_the_span_is_resolved_when_the_task_runs(tmp_path):
     import json
 
     import kfp_runner
-    from tests.taxi_sample import DATA_DIR, read_examples, write_examples, taxi_config
     from pipeline.kfp_local import run_compiled
     from pipeline.kubeflow import load_job
+    from tests.taxi_sample import DATA_DIR, read_examples, taxi_config, write_examples
 
     records = read_examples(str(DATA_DIR / "*.tfrecord.gz"), limit=300)
     for day, part in (("2026-11-01", records[:100]), ("2026-11-02", records[100:200])):
         write_examples(part, tmp_path / "data" / day / "part-0.tfrecord.gz")
     spec_path = tmp_path / "pipeline.json"
-    assert kfp_runner.main([
-        "compile", "--config", str(taxi_config(tmp_path)), "--output", str(spec_path),
-        "--set", f"image_workdir={PROJECT_DIR}", "--set", f"pipeline_root={tmp_path / 'unused'}",
-        "--set", f"serving_dir={tmp_path / 'serving'}", "--set", f"input_base={tmp_path / 'data'}",
-        "--set", "input_pattern={YYYY}-{MM}-{DD}/*.tfrecord.gz", "--set", "window_spans=2",
-        "--set", "warm_start=true", "--set", "drift_l_infinity=0.5",
-        "--set", "kubeflow_beam_args=--runner=FnApiRunner,--direct_running_mode=in_memory,--direct_num_workers=1"]) == 0
+    assert (
+        kfp_runner.main(
+            [
+                "compile",
+                "--config",
+                str(taxi_config(tmp_path)),
+                "--output",
+                str(spec_path),
+                "--set",
+                f"image_workdir={PROJECT_DIR}",
+                "--set",
+                f"pipeline_root={tmp_path / 'unused'}",
+                "--set",
+                f"serving_dir={tmp_path / 'serving'}",
+                "--set",
+                f"input_base={tmp_path / 'data'}",
+                "--set",
+                "input_pattern={YYYY}-{MM}-{DD}/*.tfrecord.gz",
+                "--set",
+                "window_spans=2",
+                "--set",
+                "warm_start=true",
+                "--set",
+                "drift_l_infinity=0.5",
+                "--set",
+                "kubeflow_beam_args=--runner=FnApiRunner,--direct_running_mode=in_memory,--direct_num_workers=1",
+            ]
+        )
+        == 0
+    )
     _, spec = load_job(str(spec_path))
     tasks = spec.root.dag.tasks
     assert "WarmStartModel" in tasks["Trainer"].dependent_tasks and "DriftCheck" in tasks["Transform"].dependent_tasks
@@ -129,7 +176,8 @@ def test_on_kubeflow_the_span_is_resolved_when_the_task_runs(tmp_path):
     data = json.loads(spec_path.read_text())
     keep = ("ImportExampleGen", "ImportSchemaGen", "StatisticsGen", "DriftCheck")
     data["pipelineSpec"]["root"]["dag"]["tasks"] = {
-        n: t for n, t in data["pipelineSpec"]["root"]["dag"]["tasks"].items() if n in keep}
+        n: t for n, t in data["pipelineSpec"]["root"]["dag"]["tasks"].items() if n in keep
+    }
     for t in data["pipelineSpec"]["root"]["dag"]["tasks"].values():
         t["dependentTasks"] = [d for d in t.get("dependentTasks", []) if d in keep]
     (tmp_path / "part.json").write_text(json.dumps(data))

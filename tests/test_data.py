@@ -60,8 +60,11 @@ def test_values_are_typed_correctly(examples):
 @pytest.mark.slow
 def test_conversion_is_deterministic(tmp_path):
     out = tmp_path / "taxi"
-    subprocess.run([sys.executable, str(PROJECT_DIR / "data" / "make_tfrecords.py"), "--out", str(out)],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, str(PROJECT_DIR / "data" / "make_tfrecords.py"), "--out", str(out)],
+        check=True,
+        capture_output=True,
+    )
     committed = sorted(DATA_DIR.glob("*.tfrecord.gz"))
     assert [p.name for p in committed] == sorted(p.name for p in out.glob("*.tfrecord.gz"))
     for path in committed:

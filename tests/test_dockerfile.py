@@ -76,7 +76,7 @@ def _arg(name):
 
 
 def _final_stage():
-    return DOCKERFILE[[m.start() for m in re.finditer(r"^FROM ", DOCKERFILE, re.M)][-1]:]
+    return DOCKERFILE[[m.start() for m in re.finditer(r"^FROM ", DOCKERFILE, re.M)][-1] :]
 
 
 def locked_for_python(name, python):
@@ -97,8 +97,12 @@ def test_beam_boot_comes_from_the_sdk_image_of_the_installed_beam_and_python():
     python, beam_version = _arg("BEAM_PYTHON"), _arg("BEAM_VERSION")
     assert python == TFX_IMAGE_PYTHON
     assert beam_version == locked_for_python("apache-beam", python)
-    assert re.search(r"^FROM apache/beam_python\$\{BEAM_PYTHON\}_sdk:\$\{BEAM_VERSION\} AS (\S+)$",
-                     DOCKERFILE, re.M).group(1) == "beam_sdk"
+    assert (
+        re.search(
+            r"^FROM apache/beam_python\$\{BEAM_PYTHON\}_sdk:\$\{BEAM_VERSION\} AS (\S+)$", DOCKERFILE, re.M
+        ).group(1)
+        == "beam_sdk"
+    )
     final = _final_stage()
     assert final.startswith("FROM gcr.io/tfx-oss-public/tfx:${TFX_VERSION}")
     assert re.search(r"^COPY --from=beam_sdk /opt/apache/beam /opt/apache/beam$", final, re.M)
@@ -122,9 +126,17 @@ def test_the_pipeline_image_is_the_default_beam_worker_container():
     from pipeline import beam
     from pipeline.config import load_config
 
-    cfg = load_config(ROOT / "configs" / "kubeflow.toml", {
-        "beam_runner": "dataflow", "dataflow_project": "p", "dataflow_region": "r",
-        "dataflow_temp_location": "gs://b/tmp", "pipeline_root": "gs://b/root"}, base_dir=ROOT)
+    cfg = load_config(
+        ROOT / "configs" / "kubeflow.toml",
+        {
+            "beam_runner": "dataflow",
+            "dataflow_project": "p",
+            "dataflow_region": "r",
+            "dataflow_temp_location": "gs://b/tmp",
+            "pipeline_root": "gs://b/root",
+        },
+        base_dir=ROOT,
+    )
     assert f"--sdk_container_image={cfg.image}" in beam.runner_args(cfg, "dataflow")
 
 

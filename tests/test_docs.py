@@ -81,13 +81,13 @@ def program_of(tokens: list[str], programs: dict[str, list[str]]) -> tuple[list[
     if tokens[0] == "make":
         target = tokens[1]
         assert target in programs, f"make {target}: no such target in the Makefile"
-        args = [a for t in tokens[2:] if t.startswith("ARGS=") for a in shlex.split(t[len("ARGS="):])]
+        args = [a for t in tokens[2:] if t.startswith("ARGS=") for a in shlex.split(t[len("ARGS=") :])]
         return programs[target], args
-    words = tokens[tokens.index("python") + 1:]
+    words = tokens[tokens.index("python") + 1 :]
     if words[0] == "-m":
         return words[:2], words[2:]
     sub = [words[1]] if len(words) > 1 and not words[1].startswith("-") else []
-    return [words[0], *sub], words[1 + len(sub):]
+    return [words[0], *sub], words[1 + len(sub) :]
 
 
 @pytest.mark.slow
@@ -112,17 +112,25 @@ def test_every_quoted_command_names_real_targets_flags_and_settings():
         if program and flags:
             key = tuple(program)
             if key not in helps:
-                proc = subprocess.run([sys.executable, *program, "--help"], capture_output=True, text=True,
-                                      cwd=PROJECT_DIR, timeout=300)
+                proc = subprocess.run(
+                    [sys.executable, *program, "--help"], capture_output=True, text=True, cwd=PROJECT_DIR, timeout=300
+                )
                 assert proc.returncode == 0, f"{' '.join(program)} --help: {proc.stderr[-500:]}"
                 helps[key] = proc.stdout
-            problems += [f"{where}: {' '.join(program)} has no {flag}" for flag in flags
-                         if not re.search(rf"(^|\s|\[){re.escape(flag)}\b", helps[key])]
+            problems += [
+                f"{where}: {' '.join(program)} has no {flag}"
+                for flag in flags
+                if not re.search(rf"(^|\s|\[){re.escape(flag)}\b", helps[key])
+            ]
         sets = [args[i + 1] for i, a in enumerate(args[:-1]) if a == "--set"]
         sets = [s for s in sets if not s.startswith("key=")]  # the docs' own placeholder
         try:
-            load_config(PROJECT_DIR / "configs" / "local.toml", overrides=parse_overrides(sets),
-                        base_dir=PROJECT_DIR, check_files=False)
+            load_config(
+                PROJECT_DIR / "configs" / "local.toml",
+                overrides=parse_overrides(sets),
+                base_dir=PROJECT_DIR,
+                check_files=False,
+            )
         except Exception as e:  # noqa: BLE001 - the message is the finding
             problems.append(f"{where}: {e}")
     assert not problems, "\n".join(problems)

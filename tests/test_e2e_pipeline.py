@@ -11,6 +11,7 @@ from tests.taxi_sample import ALL_NODES, PROJECT_DIR, TAXI_TOML, read_examples, 
 
 pytestmark = pytest.mark.e2e
 
+
 def test_every_component_ran(first_run):
     _, _, states, stdout, _ = first_run
     assert states == {node: "done" for node in ALL_NODES}, stdout
@@ -18,8 +19,10 @@ def test_every_component_ran(first_run):
     assert "global batch 128" in stdout  # 64 per replica x 2
     # InfraValidator ran (and passed) before the push, and the summary says so.
     lines = stdout.splitlines()
-    order = [next(i for i, l in enumerate(lines) if l.startswith("[") and f"] {node} " in l)
-             for node in ("Evaluator", "InfraValidator", "Pusher")]
+    order = [
+        next(i for i, l in enumerate(lines) if l.startswith("[") and f"] {node} " in l)
+        for node in ("Evaluator", "InfraValidator", "Pusher")
+    ]
     assert order == sorted(order), stdout
     assert "answered TF Serving requests (16 Predict)" in stdout and "model INFRA-BLESSED" in stdout
 

@@ -45,8 +45,9 @@ def test_gate_compares_each_metric_in_its_direction():
     # Error metrics may not rise: default 1% of the SavedModel's RMSE.
     assert _gate("regression", errors, {"mean_absolute_error": 0.5, "root_mean_squared_error": 2.01}, {})[1] == []
     assert _gate("regression", errors, {"mean_absolute_error": 1.0, "root_mean_squared_error": 2.03}, {})[1]
-    assert _gate("regression", errors, {"mean_absolute_error": 1.2, "root_mean_squared_error": 2.0},
-                 {"mean_absolute_error": 0.1})[1] == ["mean_absolute_error drop 0.2000 > 0.1"]
+    assert _gate(
+        "regression", errors, {"mean_absolute_error": 1.2, "root_mean_squared_error": 2.0}, {"mean_absolute_error": 0.1}
+    )[1] == ["mean_absolute_error drop 0.2000 > 0.1"]
 
 
 def test_the_switch_removes_the_step_and_a_bad_gate_is_refused():
@@ -80,7 +81,8 @@ def test_edge_models_are_judged_and_published_with_the_pushed_version(first_run)
     assert os.path.exists(os.path.join(version, "saved_model.pb"))
     litert = os.path.join(version, LITERT)
     assert sorted(os.listdir(litert)) == sorted(
-        ["edge_features.json", "edge_report.json"] + [f"model_{n}.tflite" for n in report["published"]])
+        ["edge_features.json", "edge_report.json"] + [f"model_{n}.tflite" for n in report["published"]]
+    )
 
 
 @pytest.mark.e2e
@@ -133,8 +135,9 @@ def test_the_browser_page_answers_as_the_saved_model(first_run, variant, tmp_pat
             pytest.fail("web/node_modules is missing and npm is not installed: run `make web` first")
         subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=PROJECT_DIR / "web", check=True)
     site = tmp_path / "site"
-    subprocess.run([sys.executable, str(PROJECT_DIR / "web" / "build.py"), str(site), "--model", exported],
-                   check=True, timeout=120)
+    subprocess.run(
+        [sys.executable, str(PROJECT_DIR / "web" / "build.py"), str(site), "--model", exported], check=True, timeout=120
+    )
     with open(site / "model" / "edge_features.json") as f:
         names = [f_["name"] for f_ in json.load(f)["features"]]
 
@@ -142,9 +145,20 @@ def test_the_browser_page_answers_as_the_saved_model(first_run, variant, tmp_pat
     serialized = read_examples(os.path.join(examples, "Split-eval", "*"))
     records = [record_of_example(tf.train.Example.FromString(s), names) for s in serialized]
     (tmp_path / "cases.json").write_text(json.dumps(records))
-    proc = subprocess.run(["unshare", "-n", sys.executable, str(PROJECT_DIR / "tests" / "edge_page.py"),
-                           str(site), str(tmp_path / "cases.json"), variant],
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [
+            "unshare",
+            "-n",
+            sys.executable,
+            str(PROJECT_DIR / "tests" / "edge_page.py"),
+            str(site),
+            str(tmp_path / "cases.json"),
+            variant,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     answer = json.loads(proc.stdout.strip().splitlines()[-1])
     assert "error" not in answer, answer
@@ -199,16 +213,24 @@ def test_every_task_converts_float_and_int8_without_select_ops(task, tmp_path):
     from modeling.network import build_keras_model
     from modeling.roles import Feature, Plan
 
-    plan = Plan(task=task, label="y", label_dtype="int" if task != "regression" else "float",
-                classes={"binary": ["0", "1"], "multiclass": ["a", "b", "c"], "regression": []}[task],
-                features=[Feature("x", "x_xf", "numeric", "float", True),
-                          Feature("c", "c_xf", "integer_categorical", "int", False)])
+    plan = Plan(
+        task=task,
+        label="y",
+        label_dtype="int" if task != "regression" else "float",
+        classes={"binary": ["0", "1"], "multiclass": ["a", "b", "c"], "regression": []}[task],
+        features=[
+            Feature("x", "x_xf", "numeric", "float", True),
+            Feature("c", "c_xf", "integer_categorical", "int", False),
+        ],
+    )
     model = build_keras_model(plan, {"c_xf": 6}, hidden_units=(8,), label_mean=3.0, label_std=2.0)
     rng = np.random.default_rng(0)
     n = 300
-    inputs = {"x_xf": rng.normal(size=(n, 1)).astype(np.float32),
-              "x_missing_xf": (rng.random((n, 1)) < 0.2).astype(np.float32),
-              "c_xf": rng.integers(0, 6, size=(n, 1)).astype(np.int32)}
+    inputs = {
+        "x_xf": rng.normal(size=(n, 1)).astype(np.float32),
+        "x_missing_xf": (rng.random((n, 1)) < 0.2).astype(np.float32),
+        "c_xf": rng.integers(0, 6, size=(n, 1)).astype(np.int32),
+    }
     keras_out = model({k: tf.cast(v, tf.int64) if v.dtype == np.int32 else v for k, v in inputs.items()}).numpy()
     tf.saved_model.save(model, str(tmp_path / "saved"))
     keras_part = edge.save_edge_model(tf.saved_model.load(str(tmp_path / "saved")), plan, str(tmp_path / "edge"))

@@ -38,13 +38,17 @@ def write_zlib(records, path):
 def run_executor(executor_class, input_base, out_dir, split_ratio=None, split_patterns=None, beam_args=None):
     """Runs an ImportExampleGen executor as TFX's launcher would; returns the Examples artifact."""
     if split_patterns:
-        input_config = example_gen_pb2.Input(splits=[
-            example_gen_pb2.Input.Split(name=n, pattern=p) for n, p in split_patterns.items()])
+        input_config = example_gen_pb2.Input(
+            splits=[example_gen_pb2.Input.Split(name=n, pattern=p) for n, p in split_patterns.items()]
+        )
         output_config = example_gen_pb2.Output()
     else:
         input_config = example_gen_pb2.Input(splits=[example_gen_pb2.Input.Split(name="single_split", pattern="*")])
-        output_config = example_gen_pb2.Output(split_config=example_gen_pb2.SplitConfig(splits=[
-            example_gen_pb2.SplitConfig.Split(name=n, hash_buckets=b) for n, b in split_ratio.items()]))
+        output_config = example_gen_pb2.Output(
+            split_config=example_gen_pb2.SplitConfig(
+                splits=[example_gen_pb2.SplitConfig.Split(name=n, hash_buckets=b) for n, b in split_ratio.items()]
+            )
+        )
     examples = standard_artifacts.Examples()
     examples.uri = str(out_dir)
     exec_properties = {
@@ -65,8 +69,10 @@ def split_contents(examples) -> dict[str, list[bytes]]:
     for split in artifact_utils.decode_split_names(examples.split_names):
         files = glob.glob(os.path.join(artifact_utils.get_split_uri([examples], split), "*"))
         assert files and all(f.endswith(".gz") for f in files)
-        out[split] = sorted(tf.train.Example.FromString(r.numpy()).SerializeToString(deterministic=True)
-                            for r in tf.data.TFRecordDataset(files, compression_type="GZIP"))
+        out[split] = sorted(
+            tf.train.Example.FromString(r.numpy()).SerializeToString(deterministic=True)
+            for r in tf.data.TFRecordDataset(files, compression_type="GZIP")
+        )
     return out
 
 
@@ -76,8 +82,9 @@ def test_splits_are_tfx_splits(tmp_path, records):
     write_examples(records[300:], tmp_path / "in" / "b.tfrecord.gz")
     ratio = {"train": 2, "eval": 1}
     stock = run_executor(tfx_import_executor.Executor, tmp_path / "in", tmp_path / "stock", ratio)
-    ours = run_executor(example_gen.Executor, tmp_path / "in", tmp_path / "ours", ratio,
-                        beam_args=["--direct_num_workers=3"])
+    ours = run_executor(
+        example_gen.Executor, tmp_path / "in", tmp_path / "ours", ratio, beam_args=["--direct_num_workers=3"]
+    )
     expected, got = split_contents(stock), split_contents(ours)
     assert set(got) == {"train", "eval"}
     assert got == expected
@@ -96,8 +103,13 @@ def test_splits_are_tfx_splits(tmp_path, records):
 def test_existing_splits_are_kept(tmp_path, records):
     write_examples(records[:100], tmp_path / "in" / "train" / "a.gz")
     write_plain(records[100:150], tmp_path / "in" / "eval" / "b")
-    ours = run_executor(example_gen.Executor, tmp_path / "in", tmp_path / "ours",
-                        split_patterns={"train": "train/*", "eval": "eval/*"}, beam_args=["--direct_num_workers=1"])
+    ours = run_executor(
+        example_gen.Executor,
+        tmp_path / "in",
+        tmp_path / "ours",
+        split_patterns={"train": "train/*", "eval": "eval/*"},
+        beam_args=["--direct_num_workers=1"],
+    )
     got = split_contents(ours)
     assert [len(got["train"]), len(got["eval"])] == [100, 50]
 
@@ -108,8 +120,10 @@ def test_compression_is_read_from_content_not_name(tmp_path, records):
     write_examples(records[:200], tmp_path / "in" / "gzip.tfrecord.gz")
     write_zlib(records[200:400], tmp_path / "in" / "zlib.tfrecord.gz")
     write_plain(records[400:], tmp_path / "in" / "plain.tfrecord.gz")
-    assert [example_gen.detect_compression(str(tmp_path / "in" / n)) for n in
-            ("gzip.tfrecord.gz", "zlib.tfrecord.gz", "plain.tfrecord.gz")] == ["GZIP", "ZLIB", ""]
+    assert [
+        example_gen.detect_compression(str(tmp_path / "in" / n))
+        for n in ("gzip.tfrecord.gz", "zlib.tfrecord.gz", "plain.tfrecord.gz")
+    ] == ["GZIP", "ZLIB", ""]
     ours = run_executor(example_gen.Executor, tmp_path / "in", tmp_path / "ours", {"train": 2, "eval": 1})
     # The same splits as TFX's executor gives the same records, written its way (gzip).
     write_examples(records, tmp_path / "ref" / "all.tfrecord.gz")

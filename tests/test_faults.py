@@ -96,8 +96,11 @@ def test_a_truncated_file_of_each_kind_says_where(tmp_path, records, compression
     data = (tmp_path / "full").read_bytes()
     (tmp_path / "in").mkdir()
     (tmp_path / "in" / "t.tfrecord.gz").write_bytes(data[: len(data) * 2 // 3])
-    with pytest.raises(InputError, match=rf"t\.tfrecord\.gz: (corrupt or truncated {kind} file: .*|corrupt {kind} "
-                                         rf"TFRecord file: truncated.*) after \d+ good records"):
+    with pytest.raises(
+        InputError,
+        match=rf"t\.tfrecord\.gz: (corrupt or truncated {kind} file: .*|corrupt {kind} "
+        rf"TFRecord file: truncated.*) after \d+ good records",
+    ):
         check_inputs(cfg_for(tmp_path / "in"))
 
 
@@ -106,8 +109,11 @@ def test_a_corrupt_record_in_an_uncompressed_file(tmp_path, records):
     data = bytearray((tmp_path / "x.tfrecord").read_bytes())
     data[len(data) // 2] ^= 0xFF  # one flipped byte
     (tmp_path / "x.tfrecord").write_bytes(bytes(data))
-    with pytest.raises(InputError, match=r"x\.tfrecord: corrupt uncompressed TFRecord file: a bad (data|length) "
-                                         r"checksum after 2\d good records"):
+    with pytest.raises(
+        InputError,
+        match=r"x\.tfrecord: corrupt uncompressed TFRecord file: a bad (data|length) "
+        r"checksum after 2\d good records",
+    ):
         check_inputs(cfg_for(tmp_path, input_pattern="*"))
 
 
@@ -152,16 +158,27 @@ def test_a_second_run_on_the_same_root_is_refused(tmp_path):
 
 
 def runner(*args, timeout=300) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(PROJECT_DIR / "local_runner.py"), "--config", str(TAXI_TOML), *args],
-                          capture_output=True, text=True, cwd=PROJECT_DIR, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, str(PROJECT_DIR / "local_runner.py"), "--config", str(TAXI_TOML), *args],
+        capture_output=True,
+        text=True,
+        cwd=PROJECT_DIR,
+        timeout=timeout,
+    )
 
 
 @pytest.mark.slow
 def test_cli_bad_input_is_one_line_without_traceback(tmp_path):
     (tmp_path / "in").mkdir()
     (tmp_path / "in" / "x.tfrecord.gz").write_bytes(b"\x1f\x8b\x08\x00garbage")
-    proc = runner("--set", f"input_base={tmp_path / 'in'}", "--set", f"pipeline_root={tmp_path}/root",
-                  "--set", f"metadata_path={tmp_path}/m.sqlite")
+    proc = runner(
+        "--set",
+        f"input_base={tmp_path / 'in'}",
+        "--set",
+        f"pipeline_root={tmp_path}/root",
+        "--set",
+        f"metadata_path={tmp_path}/m.sqlite",
+    )
     assert proc.returncode == 2
     out = proc.stdout + proc.stderr
     assert "input error:" in out and "x.tfrecord.gz" in out
@@ -184,7 +201,7 @@ def test_anomalies_stop_the_run_before_transform(tmp_path, records):
     for i, r in enumerate(records):
         ex = tf.train.Example.FromString(r)
         if i % 3 == 0:
-            ex.features.feature["trip_start_hour"].int64_list.value[:] = [31]      # outside 0..23
+            ex.features.feature["trip_start_hour"].int64_list.value[:] = [31]  # outside 0..23
             ex.features.feature["payment_type"].bytes_list.value[:] = [b"Bitcoin"]  # not in the domain
         if i % 20 == 1:
             ex.features.feature["fare"].float_list.value[:] = [float("nan")]
@@ -193,8 +210,16 @@ def test_anomalies_stop_the_run_before_transform(tmp_path, records):
         bad.append(ex.SerializeToString())
     write_examples(bad[:250], tmp_path / "data" / "bad-0.tfrecord.gz")
     write_raw(bad[250:], tmp_path / "data" / "bad-1.tfrecord.gz")  # uncompressed
-    proc = runner("--set", f"input_base={tmp_path / 'data'}", "--set", f"pipeline_root={tmp_path}/root",
-                  "--set", f"metadata_path={tmp_path}/m.sqlite", "--set", f"serving_dir={tmp_path}/serving")
+    proc = runner(
+        "--set",
+        f"input_base={tmp_path / 'data'}",
+        "--set",
+        f"pipeline_root={tmp_path}/root",
+        "--set",
+        f"metadata_path={tmp_path}/m.sqlite",
+        "--set",
+        f"serving_dir={tmp_path}/serving",
+    )
     assert proc.returncode == 1, proc.stdout
     assert "input: 500 records (all)" in proc.stdout
     assert "ValidationGate" in proc.stdout and "FAILED" in proc.stdout
@@ -219,11 +244,26 @@ def test_model_below_threshold_is_not_pushed(tmp_path, small_data_dir):
 
 @pytest.mark.e2e
 def test_killed_run_resumes_from_cache_and_concurrent_run_is_refused(tmp_path, small_data_dir):
-    args = [sys.executable, str(PROJECT_DIR / "local_runner.py"), "--config", str(TAXI_TOML),
-            "--set", f"input_base={small_data_dir}",
-            "--set", f"pipeline_root={tmp_path}/root", "--set", f"metadata_path={tmp_path}/metadata.sqlite",
-            "--set", f"serving_dir={tmp_path}/serving", "--set", "train_steps=3000", "--set", "eval_steps=10",
-            "--set", "thresholds={auc = {min = 0.55}}"]
+    args = [
+        sys.executable,
+        str(PROJECT_DIR / "local_runner.py"),
+        "--config",
+        str(TAXI_TOML),
+        "--set",
+        f"input_base={small_data_dir}",
+        "--set",
+        f"pipeline_root={tmp_path}/root",
+        "--set",
+        f"metadata_path={tmp_path}/metadata.sqlite",
+        "--set",
+        f"serving_dir={tmp_path}/serving",
+        "--set",
+        "train_steps=3000",
+        "--set",
+        "eval_steps=10",
+        "--set",
+        "thresholds={auc = {min = 0.55}}",
+    ]
     victim = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=PROJECT_DIR)
     deadline = time.time() + 300
     log_dir = tmp_path / "logs"

@@ -16,8 +16,15 @@ from pipeline.config import ConfigError, load_config
 from tests.taxi_sample import PROJECT_DIR
 
 THRESHOLDS = [0.25, 0.5, 0.75]
-CLASSES = ("BinaryAccuracy", "Precision", "Recall", "MeanLabel", "MeanPrediction", "Calibration",
-           *evaluation.FAIRNESS_METRICS)
+CLASSES = (
+    "BinaryAccuracy",
+    "Precision",
+    "Recall",
+    "MeanLabel",
+    "MeanPrediction",
+    "Calibration",
+    *evaluation.FAIRNESS_METRICS,
+)
 
 
 def _frame(n=3000, seed=0):
@@ -26,7 +33,7 @@ def _frame(n=3000, seed=0):
     # Just either side of each threshold (inside one histogram bucket) and at the ends:
     # where a histogram could put a prediction on the wrong side.
     near = [t + d for t in THRESHOLDS for d in (-1e-6, 1e-6, 5e-5, 9.9e-5)] + [0.0, 1.0]
-    prediction[:len(near) * 5] = np.repeat(near, 5)
+    prediction[: len(near) * 5] = np.repeat(near, 5)
     label = (rng.random(n) < prediction).astype(float)
     group = rng.choice(["a", "b", "c", "tiny"], size=n, p=[0.5, 0.3, 0.199, 0.001])
     return pd.DataFrame({"label": label, "prediction": prediction, "group": group})
@@ -38,7 +45,8 @@ def _metrics(frame, configs):
     config = tfma_config.EvalConfig(
         model_specs=[tfma_config.ModelSpec(label_key="label", prediction_key="prediction")],
         slicing_specs=[tfma_config.SlicingSpec(), tfma_config.SlicingSpec(feature_keys=["group"])],
-        metrics_specs=[tfma_config.MetricsSpec(metrics=configs)])
+        metrics_specs=[tfma_config.MetricsSpec(metrics=configs)],
+    )
     result = tfma.analyze_raw_data(frame, config)
     return {key: values[""][""] for key, values in result.slicing_metrics}
 
@@ -52,8 +60,11 @@ def test_same_values_as_tfma_on_every_slice():
         made = []
         for name in CLASSES:
             kwargs = {"config": config} if name in evaluation.FAIRNESS_METRICS else {}
-            made.append(evaluation.from_histogram(name, **kwargs) if histogram
-                        else tfma_config.MetricConfig(class_name=name, **kwargs))
+            made.append(
+                evaluation.from_histogram(name, **kwargs)
+                if histogram
+                else tfma_config.MetricConfig(class_name=name, **kwargs)
+            )
         return made
 
     ours, theirs = _metrics(frame, configs(True)), _metrics(frame, configs(False))
@@ -64,8 +75,12 @@ def test_same_values_as_tfma_on_every_slice():
             got = ours[slice_key][name]
             if "doubleValue" in value:
                 a, b = float(got["doubleValue"]), float(value["doubleValue"])
-                assert (math.isnan(a) and math.isnan(b)) or a == pytest.approx(b, rel=1e-9, abs=1e-12), \
-                    (slice_key, name, a, b)
+                assert (math.isnan(a) and math.isnan(b)) or a == pytest.approx(b, rel=1e-9, abs=1e-12), (
+                    slice_key,
+                    name,
+                    a,
+                    b,
+                )
             else:
                 assert got == value, (slice_key, name)
 
@@ -78,8 +93,9 @@ def test_a_prediction_equal_to_the_threshold_counts_as_positive():
 
 def test_thresholds_off_the_histogram_grid_are_refused():
     with pytest.raises(ConfigError, match="multiple of"):
-        load_config(PROJECT_DIR / "configs" / "local.toml", {"fairness_thresholds": "[0.3, 0.12345]"},
-                    base_dir=PROJECT_DIR)
+        load_config(
+            PROJECT_DIR / "configs" / "local.toml", {"fairness_thresholds": "[0.3, 0.12345]"}, base_dir=PROJECT_DIR
+        )
 
 
 def test_config_step_is_the_histogram_bucket_width():

@@ -24,15 +24,21 @@ from pipeline.config import load_config
 from tests.taxi_sample import PROJECT_DIR, TAXI_TOML
 
 
-@pytest.mark.parametrize("runner, platform", [("local", None), ("local_docker", "local_docker"),
-                                              ("kubernetes", "kubernetes")])
+@pytest.mark.parametrize(
+    "runner, platform", [("local", None), ("local_docker", "local_docker"), ("kubernetes", "kubernetes")]
+)
 def test_the_config_picks_the_model_server_runner(runner, platform):
     cfg = load_config(TAXI_TOML, overrides={"infra_validator_runner": runner}, base_dir=PROJECT_DIR)
     spec = infra_validation.serving_spec(cfg)
     assert spec.WhichOneof("serving_platform") == platform  # None: the loopback runner
-    assert (spec.tensorflow_serving.image_name, list(spec.tensorflow_serving.tags)) == ("tensorflow/serving", ["2.20.0"])
+    assert (spec.tensorflow_serving.image_name, list(spec.tensorflow_serving.tags)) == (
+        "tensorflow/serving",
+        ["2.20.0"],
+    )
     assert spec.model_name == "taxi_tips"
-    pinned = load_config(TAXI_TOML, overrides={"tf_serving_image": "reg.example:5000/tfs@sha256:abc"}, base_dir=PROJECT_DIR)
+    pinned = load_config(
+        TAXI_TOML, overrides={"tf_serving_image": "reg.example:5000/tfs@sha256:abc"}, base_dir=PROJECT_DIR
+    )
     tfs = infra_validation.serving_spec(pinned).tensorflow_serving
     assert (tfs.image_name, list(tfs.tags), list(tfs.digests)) == ("reg.example:5000/tfs", [], ["sha256:abc"])
 
@@ -47,9 +53,11 @@ def test_infra_validator_sits_between_evaluator_and_pusher():
     assert "Evaluator" in {n.id for n in validator.upstream_nodes}
     assert pusher.inputs["infra_blessing"].producer_component_id == "InfraValidator"
     request = proto_utils.json_to_proto(validator.exec_properties["request_spec"], infra_validator_pb2.RequestSpec())
-    assert request.make_warmup and list(request.tensorflow_serving.signature_names) == [
-        "serving_default", "classification"] and request.split_name == "eval"
-
+    assert (
+        request.make_warmup
+        and list(request.tensorflow_serving.signature_names) == ["serving_default", "classification"]
+        and request.split_name == "eval"
+    )
 
 
 class BrokenSignatures(tf.Module):
@@ -66,8 +74,10 @@ class BrokenSignatures(tf.Module):
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="inputs")])
     def classify(self, inputs):
         p = self._parse(inputs)["no_such_feature"]
-        return {"classes": tf.tile(tf.constant([[b"0", b"1"]]), [tf.shape(p)[0], 1]),
-                "scores": tf.concat([1 - p, p], axis=1)}
+        return {
+            "classes": tf.tile(tf.constant([[b"0", b"1"]]), [tf.shape(p)[0], 1]),
+            "scores": tf.concat([1 - p, p], axis=1),
+        }
 
 
 def examples_artifact(first_run) -> standard_artifacts.Examples:
@@ -90,12 +100,13 @@ def run_infra_validator(tmp_path, model_uri: str, examples) -> standard_artifact
         keys.SERVING_SPEC_KEY: proto_utils.proto_to_json(infra_validation.serving_spec(cfg)),
         keys.REQUEST_SPEC_KEY: proto_utils.proto_to_json(infra_validation.request_spec(cfg)),
         keys.VALIDATION_SPEC_KEY: proto_utils.proto_to_json(
-            infra_validator_pb2.ValidationSpec(max_loading_time_seconds=120, num_tries=1)),
+            infra_validator_pb2.ValidationSpec(max_loading_time_seconds=120, num_tries=1)
+        ),
     }
-    executor = infra_validator.Executor(infra_validator.Executor.Context(
-        tmp_dir=str(tmp_path / "tmp"), unique_id="1"))
-    executor.Do({keys.MODEL_KEY: [model], keys.EXAMPLES_KEY: [examples]},
-                {keys.BLESSING_KEY: [blessing]}, exec_properties)
+    executor = infra_validator.Executor(infra_validator.Executor.Context(tmp_dir=str(tmp_path / "tmp"), unique_id="1"))
+    executor.Do(
+        {keys.MODEL_KEY: [model], keys.EXAMPLES_KEY: [examples]}, {keys.BLESSING_KEY: [blessing]}, exec_properties
+    )
     return blessing
 
 
@@ -103,8 +114,11 @@ def run_infra_validator(tmp_path, model_uri: str, examples) -> standard_artifact
 def test_a_model_with_a_broken_signature_is_not_infra_blessed_nor_pushed(first_run, tmp_path, caplog):
     module = BrokenSignatures()
     model_uri = tmp_path / "model"
-    tf.saved_model.save(module, str(model_uri / "Format-Serving"),
-                        signatures={"serving_default": module.serve, "classification": module.classify})
+    tf.saved_model.save(
+        module,
+        str(model_uri / "Format-Serving"),
+        signatures={"serving_default": module.serve, "classification": module.classify},
+    )
 
     caplog.set_level("INFO")
     blessing = run_infra_validator(tmp_path, str(model_uri), examples_artifact(first_run))
@@ -128,9 +142,15 @@ def test_a_model_with_a_broken_signature_is_not_infra_blessed_nor_pushed(first_r
     serving_pusher.Executor().Do(
         {keys.MODEL_KEY: [model], keys.MODEL_BLESSING_KEY: [model_blessing], keys.INFRA_BLESSING_KEY: [blessing]},
         {keys.PUSHED_MODEL_KEY: [pushed]},
-        {keys.PUSH_DESTINATION_KEY: proto_utils.proto_to_json(pusher_pb2.PushDestination(
-            filesystem=pusher_pb2.PushDestination.Filesystem(base_directory=str(serving_dir)))),
-         keys.CUSTOM_CONFIG_KEY: json_utils.dumps({serving_pusher.KEEP_VERSIONS_KEY: 5})})
+        {
+            keys.PUSH_DESTINATION_KEY: proto_utils.proto_to_json(
+                pusher_pb2.PushDestination(
+                    filesystem=pusher_pb2.PushDestination.Filesystem(base_directory=str(serving_dir))
+                )
+            ),
+            keys.CUSTOM_CONFIG_KEY: json_utils.dumps({serving_pusher.KEEP_VERSIONS_KEY: 5}),
+        },
+    )
     assert pushed.get_int_custom_property("pushed") == 0
     assert not serving_dir.exists()
 
@@ -153,8 +173,11 @@ class ClassifyInputNamedExamples(tf.Module):
 def test_a_model_tf_serving_cannot_classify_is_not_infra_blessed(first_run, tmp_path, caplog):
     module = ClassifyInputNamedExamples()
     model_uri = tmp_path / "model"
-    tf.saved_model.save(module, str(model_uri / "Format-Serving"),
-                        signatures={"serving_default": module.serve, "classification": module.classify})
+    tf.saved_model.save(
+        module,
+        str(model_uri / "Format-Serving"),
+        signatures={"serving_default": module.serve, "classification": module.classify},
+    )
     caplog.set_level("INFO")
     blessing = run_infra_validator(tmp_path, str(model_uri), examples_artifact(first_run))
     assert blessing.get_int_custom_property("blessed") == 0

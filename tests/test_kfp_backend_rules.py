@@ -45,11 +45,28 @@ def local_spec(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("kfp-local")
     write_examples(read_examples(str(DATA_DIR / "*.tfrecord.gz"), limit=200), tmp / "data" / "part-0.tfrecord.gz")
     out = tmp / "pipeline.json"
-    assert kfp_runner.main([
-        "compile", "--config", str(taxi_config(tmp)), "--output", str(out),
-        "--set", f"image_workdir={ROOT}", "--set", f"pipeline_root={tmp / 'unused'}",
-        "--set", f"serving_dir={tmp / 'serving'}", "--set", f"input_base={tmp / 'data'}",
-        "--set", f"kubeflow_beam_args={IN_PROCESS}"]) == 0
+    assert (
+        kfp_runner.main(
+            [
+                "compile",
+                "--config",
+                str(taxi_config(tmp)),
+                "--output",
+                str(out),
+                "--set",
+                f"image_workdir={ROOT}",
+                "--set",
+                f"pipeline_root={tmp / 'unused'}",
+                "--set",
+                f"serving_dir={tmp / 'serving'}",
+                "--set",
+                f"input_base={tmp / 'data'}",
+                "--set",
+                f"kubeflow_beam_args={IN_PROCESS}",
+            ]
+        )
+        == 0
+    )
     return out
 
 
@@ -66,12 +83,14 @@ def _only(*tasks):
         spec["root"]["dag"]["tasks"] = {n: t for n, t in spec["root"]["dag"]["tasks"].items() if n in tasks}
         for t in spec["root"]["dag"]["tasks"].values():
             t["dependentTasks"] = [d for d in t.get("dependentTasks", []) if d in tasks]
+
     return keep
 
 
 def _command(task_label, command):
     def change(spec):
         spec["deploymentSpec"]["executors"][task_label]["container"]["command"] = list(command)
+
     return change
 
 
@@ -79,6 +98,7 @@ def _all_commands(command):
     def change(spec):
         for executor in spec["deploymentSpec"]["executors"].values():
             executor["container"]["command"] = list(command)
+
     return change
 
 
@@ -86,32 +106,38 @@ def _chain(*edits):
     def apply(spec):
         for e in edits:
             e(spec)
+
     return apply
 
 
 # 1. Argo task names ------------------------------------------------------------------------
 
+
 def test_1_argo_refuses_underscores_so_run_local_and_compile_do(kubeflow_spec, tmp_path):
     def old_name(spec):  # the name the baseline task had before the fix
         tasks = spec["root"]["dag"]["tasks"]
         tasks["latest_pushed_model"] = tasks.pop("BaselineModel")
-        tasks["Evaluator"]["dependentTasks"] = ["latest_pushed_model" if d == "BaselineModel" else d
-                                                for d in tasks["Evaluator"]["dependentTasks"]]
-        tasks["Evaluator"]["inputs"]["artifacts"]["baseline_model"]["taskOutputArtifact"]["producerTask"] = \
+        tasks["Evaluator"]["dependentTasks"] = [
+            "latest_pushed_model" if d == "BaselineModel" else d for d in tasks["Evaluator"]["dependentTasks"]
+        ]
+        tasks["Evaluator"]["inputs"]["artifacts"]["baseline_model"]["taskOutputArtifact"]["producerTask"] = (
             "latest_pushed_model"
+        )
 
     with pytest.raises(SpecError, match="Argo refuses the DAG task 'latest_pushed_model'"):
-        run_compiled(_edit(kubeflow_spec, tmp_path, old_name), pipeline_root=str(tmp_path / "root"),
-                     local_storage=True)
+        run_compiled(_edit(kubeflow_spec, tmp_path, old_name), pipeline_root=str(tmp_path / "root"), local_storage=True)
     assert not (tmp_path / "root").exists()
     with pytest.raises(SpecError, match="Argo refuses"):
-        adapt_for_open_source_kfp(json.loads(Path(_edit(kubeflow_spec, tmp_path, old_name)).read_text())["pipelineSpec"])
+        adapt_for_open_source_kfp(
+            json.loads(Path(_edit(kubeflow_spec, tmp_path, old_name)).read_text())["pipelineSpec"]
+        )
     check_argo_task_names(["A" * 121])  # 128 with "-driver"
     with pytest.raises(SpecError, match="at most 128"):
         check_argo_task_names(["A" * 122])
 
 
 # 2. The pipeline root ----------------------------------------------------------------------
+
 
 def test_2_run_local_refuses_a_root_the_launcher_refuses_unless_asked_for_a_local_proof(local_spec, tmp_path):
     with pytest.raises(SpecError, match="KFP's launcher accepts only a bucket URI"):
@@ -122,6 +148,7 @@ def test_2_run_local_refuses_a_root_the_launcher_refuses_unless_asked_for_a_loca
 
 
 # 3, 4, 7: what the driver and launcher hand TFX's entrypoint ------------------------------
+
 
 @pytest.mark.e2e
 def test_3_executor_logs_output_stops_tfx_entrypoint_and_the_entrypoint_layer_drops_it(local_spec, tmp_path):
@@ -138,8 +165,11 @@ def test_3_executor_logs_output_stops_tfx_entrypoint_and_the_entrypoint_layer_dr
 @pytest.mark.e2e
 def test_4_empty_instance_schema_of_an_input_crashes_tfx_entrypoint(local_spec, tmp_path):
     # ImportExampleGen through the layer; StatisticsGen straight into TFX's entrypoint.
-    spec = _edit(local_spec, tmp_path, _chain(_only("ImportExampleGen", "StatisticsGen"),
-                                              _command("StatisticsGen_executor", TFX_ENTRYPOINT)))
+    spec = _edit(
+        local_spec,
+        tmp_path,
+        _chain(_only("ImportExampleGen", "StatisticsGen"), _command("StatisticsGen_executor", TFX_ENTRYPOINT)),
+    )
     with pytest.raises(TaskFailed) as failed:
         run_compiled(spec, pipeline_root=str(tmp_path / "off"), local_storage=True, publish_logs=False)
     assert failed.value.task == "StatisticsGen"
@@ -150,7 +180,9 @@ def test_4_empty_instance_schema_of_an_input_crashes_tfx_entrypoint(local_spec, 
 def test_7_directory_markers_break_the_launchers_download_unless_the_layer_removes_them(local_spec, tmp_path):
     # Both tasks straight into TFX's entrypoint (and no executor-logs, which would stop it first):
     # ImportExampleGen's output, written as TensorFlow writes to GCS, cannot be downloaded.
-    spec = _edit(local_spec, tmp_path, _chain(_only("ImportExampleGen", "StatisticsGen"), _all_commands(TFX_ENTRYPOINT)))
+    spec = _edit(
+        local_spec, tmp_path, _chain(_only("ImportExampleGen", "StatisticsGen"), _all_commands(TFX_ENTRYPOINT))
+    )
     with pytest.raises(TaskFailed, match="directory marker") as failed:
         run_compiled(spec, pipeline_root=str(tmp_path / "off"), local_storage=True, publish_logs=False)
     assert failed.value.task == "StatisticsGen"
@@ -172,6 +204,7 @@ def test_3_4_5_7_with_the_fixes_two_runs_read_the_input_twice(local_spec, tmp_pa
 
 
 # 5. KFP's cache key ------------------------------------------------------------------------
+
 
 def test_5_with_cache_on_everywhere_a_second_scheduled_run_would_do_nothing(kubeflow_spec):
     _, spec = load_job(str(kubeflow_spec))
@@ -199,6 +232,7 @@ def test_5_cache_key_is_kfps_inputs_parameters_command_and_image():
 
 
 # 6. KFP_NAMESPACE --------------------------------------------------------------------------
+
 
 def test_6_kubernetes_infra_validation_needs_kfp_namespace_which_only_the_layer_provides(kubeflow_spec, tmp_path):
     off = _edit(kubeflow_spec, tmp_path, _command("InfraValidator_executor", TFX_ENTRYPOINT))
@@ -233,6 +267,7 @@ def test_6_infra_validator_fails_the_task_instead_of_blessing_nothing_when_it_ca
 
 # 7. Directory markers, the two halves ------------------------------------------------------
 
+
 def test_7_launcher_download_of_a_marker_fails_as_in_13476(tmp_path):
     model = tmp_path / "bucket" / "Trainer" / "model"
     (model / "Format-Serving" / "variables").mkdir(parents=True)
@@ -260,7 +295,7 @@ class GcsLikeStore:
 
     def walk(self, top):
         prefix = top.rstrip("/") + "/"
-        below = [k[len(prefix):] for k in self.objects if k.startswith(prefix) and k != prefix]
+        below = [k[len(prefix) :] for k in self.objects if k.startswith(prefix) and k != prefix]
         subdirs = sorted({b.split("/")[0] for b in below if "/" in b})
         files = sorted(b for b in below if "/" not in b)
         yield top.rstrip("/"), subdirs, files
@@ -274,25 +309,59 @@ class GcsLikeStore:
 
 
 def test_7_the_layer_deletes_the_markers_of_non_empty_directories_only():
-    store = GcsLikeStore(["gs://b/m/", "gs://b/m/Format-Serving/", "gs://b/m/Format-Serving/saved_model.pb",
-                          "gs://b/m/Format-Serving/assets/", "gs://b/m/Format-Serving/variables/v.index"])
+    store = GcsLikeStore(
+        [
+            "gs://b/m/",
+            "gs://b/m/Format-Serving/",
+            "gs://b/m/Format-Serving/saved_model.pb",
+            "gs://b/m/Format-Serving/assets/",
+            "gs://b/m/Format-Serving/variables/v.index",
+        ]
+    )
     assert kfp_entrypoint.remove_directory_markers("gs://b/m", fs=store) == 2
-    assert store.objects == {"gs://b/m/Format-Serving/saved_model.pb", "gs://b/m/Format-Serving/assets/",
-                             "gs://b/m/Format-Serving/variables/v.index"}
+    assert store.objects == {
+        "gs://b/m/Format-Serving/saved_model.pb",
+        "gs://b/m/Format-Serving/assets/",
+        "gs://b/m/Format-Serving/variables/v.index",
+    }
     assert kfp_entrypoint.remove_directory_markers("/local/path", fs=store) == 0
 
 
 def test_3_4_the_layer_gives_tfx_the_input_types_and_hides_executor_logs():
     executor_input = {
-        "inputs": {"artifacts": {"examples": {"artifacts": [
-            {"name": "12", "uri": "gs://b/e", "type": {"instanceSchema": ""}, "metadata": {"span": 0.0}}]}}},
-        "outputs": {"artifacts": {
-            "statistics": {"artifacts": [{"name": "statistics", "uri": "gs://b/s",
-                                          "type": {"instanceSchema": "title: tfx.ExampleStatistics\n"}}]},
-            "executor-logs": {"artifacts": [{"name": "executor-logs", "uri": "gs://b/l",
-                                             "type": {"schemaTitle": "system.Artifact"}}]}}}}
+        "inputs": {
+            "artifacts": {
+                "examples": {
+                    "artifacts": [
+                        {"name": "12", "uri": "gs://b/e", "type": {"instanceSchema": ""}, "metadata": {"span": 0.0}}
+                    ]
+                }
+            }
+        },
+        "outputs": {
+            "artifacts": {
+                "statistics": {
+                    "artifacts": [
+                        {
+                            "name": "statistics",
+                            "uri": "gs://b/s",
+                            "type": {"instanceSchema": "title: tfx.ExampleStatistics\n"},
+                        }
+                    ]
+                },
+                "executor-logs": {
+                    "artifacts": [
+                        {"name": "executor-logs", "uri": "gs://b/l", "type": {"schemaTitle": "system.Artifact"}}
+                    ]
+                },
+            }
+        },
+    }
     spec = {"artifacts": {"examples": {"artifactType": {"instanceSchema": "title: tfx.Examples\ntype: object\n"}}}}
     adapted = kfp_entrypoint.adapt_executor_input(executor_input, spec)
-    assert adapted["inputs"]["artifacts"]["examples"]["artifacts"][0]["type"] == spec["artifacts"]["examples"]["artifactType"]
+    assert (
+        adapted["inputs"]["artifacts"]["examples"]["artifacts"][0]["type"]
+        == spec["artifacts"]["examples"]["artifactType"]
+    )
     assert list(adapted["outputs"]["artifacts"]) == ["statistics"]
     assert "executor-logs" in executor_input["outputs"]["artifacts"]  # the caller's copy is untouched

@@ -21,9 +21,14 @@ TOKEN = "s3cr3t-token-value"
 SPEC = {
     "pipelineSpec": {
         "pipelineInfo": {"name": "taxi-tips"},
-        "root": {"inputDefinitions": {"parameters": {
-            "input_base": {"parameterType": "STRING", "defaultValue": "gs://b/data"},
-            "train_args": {"parameterType": "STRING", "defaultValue": '{"num_steps": 1000}'}}}},
+        "root": {
+            "inputDefinitions": {
+                "parameters": {
+                    "input_base": {"parameterType": "STRING", "defaultValue": "gs://b/data"},
+                    "train_args": {"parameterType": "STRING", "defaultValue": '{"num_steps": 1000}'},
+                }
+            }
+        },
         "schemaVersion": "2.1.0",
     },
     "runtimeConfig": {"gcsOutputDirectory": "gs://b/root"},
@@ -66,8 +71,9 @@ class FakeKfp:
 
     def handle(self, h, method, body):
         path, _, query = h.path.partition("?")
-        self.requests.append({"method": method, "path": path, "query": query, "body": body,
-                              "auth": h.headers.get("Authorization")})
+        self.requests.append(
+            {"method": method, "path": path, "query": query, "body": body, "auth": h.headers.get("Authorization")}
+        )
         if self.status:
             return h._reply(self.status, {"error": "denied", "code": 16, "message": "denied"})
         p = "/apis/v2beta1"
@@ -75,8 +81,9 @@ class FakeKfp:
             return h._reply(200, {"multi_user": False})
         if method == "GET" and path == f"{p}/pipelines":
             name = re.search(r"taxi-tips[^%\"&]*", requests_unquote(query))
-            found = [{"pipeline_id": i, "display_name": n} for n, i in self.pipelines.items()
-                     if name and n == name.group(0)]
+            found = [
+                {"pipeline_id": i, "display_name": n} for n, i in self.pipelines.items() if name and n == name.group(0)
+            ]
             return h._reply(200, {"pipelines": found, "total_size": len(found)})
         if method == "POST" and path == f"{p}/pipelines/upload":
             pid = f"pipeline-{len(self.pipelines) + 1}"
@@ -94,8 +101,11 @@ class FakeKfp:
             self.versions[pid].append((requests_unquote(name), vid))
             return h._reply(200, {"pipeline_id": pid, "pipeline_version_id": vid, "display_name": name})
         if method == "GET" and path == f"{p}/experiments":
-            found = [{"experiment_id": i, "display_name": n} for n, i in self.experiments.items()
-                     if n in requests_unquote(query)]
+            found = [
+                {"experiment_id": i, "display_name": n}
+                for n, i in self.experiments.items()
+                if n in requests_unquote(query)
+            ]
             return h._reply(200, {"experiments": found, "total_size": len(found)})
         if method == "POST" and path == f"{p}/experiments":
             name = json.loads(body)["display_name"]
@@ -134,8 +144,21 @@ def spec(tmp_path):
 
 
 def test_submit_uploads_pipeline_creates_experiment_and_run_with_parameters(api, spec, capsys, caplog):
-    code = kfp_runner.main(["submit", "--spec", spec, "--endpoint", api.url, "--experiment", "nightly",
-                            "--param", "input_base=gs://b/other", "--train-steps", "50"])
+    code = kfp_runner.main(
+        [
+            "submit",
+            "--spec",
+            spec,
+            "--endpoint",
+            api.url,
+            "--experiment",
+            "nightly",
+            "--param",
+            "input_base=gs://b/other",
+            "--train-steps",
+            "50",
+        ]
+    )
     assert code == 0, capsys.readouterr().err
     assert all(r["auth"] == f"Bearer {TOKEN}" for r in api.requests)
     assert api.experiments == {"nightly": "exp-1"}
@@ -143,8 +166,7 @@ def test_submit_uploads_pipeline_creates_experiment_and_run_with_parameters(api,
     assert run["experiment_id"] == "exp-1"
     assert run["pipeline_version_reference"]["pipeline_id"] == "pipeline-1"
     assert run["pipeline_version_reference"]["pipeline_version_id"] == "pipeline-1-v2"
-    assert run["runtime_config"]["parameters"] == {"input_base": "gs://b/other",
-                                                   "train_args": '{"num_steps": 50}'}
+    assert run["runtime_config"]["parameters"] == {"input_base": "gs://b/other", "train_args": '{"num_steps": 50}'}
     # The uploaded spec has no root: without this the backend would use its default MinIO root.
     assert run["runtime_config"]["pipeline_root"] == "gs://b/root"
     upload = next(r for r in api.requests if r["path"].endswith("/pipelines/upload"))
@@ -162,8 +184,9 @@ def test_second_submit_of_the_same_spec_reuses_pipeline_and_version(api, spec):
 
 
 def test_schedule_creates_a_cron_recurring_run_without_catchup(api, spec):
-    code = kfp_runner.main(["schedule", "--spec", spec, "--endpoint", api.url, "--cron", "0 0 3 * * *",
-                            "--max-concurrency", "2"])
+    code = kfp_runner.main(
+        ["schedule", "--spec", spec, "--endpoint", api.url, "--cron", "0 0 3 * * *", "--max-concurrency", "2"]
+    )
     assert code == 0
     (rr,) = api.posted("/recurringruns")
     assert rr["trigger"]["cron_schedule"]["cron"] == "0 0 3 * * *"

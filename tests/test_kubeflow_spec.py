@@ -94,8 +94,9 @@ def test_infra_validator_is_a_container_task_gating_the_push_with_kubernetes_ser
     assert args[args.index("--executor_class_path") + 1] == "components.infra_validator.Executor"
     pusher = spec.root.dag.tasks["Pusher"].inputs.artifacts["infra_blessing"].task_output_artifact
     assert (pusher.producer_task, pusher.output_artifact_key) == ("InfraValidator", "blessing")
-    serving = json.loads(spec.root.dag.tasks["InfraValidator"].inputs.parameters["serving_spec"]
-                         .runtime_value.constant.string_value)
+    serving = json.loads(
+        spec.root.dag.tasks["InfraValidator"].inputs.parameters["serving_spec"].runtime_value.constant.string_value
+    )
     assert "kubernetes" in serving and serving["tensorflow_serving"]["image_name"] == "tensorflow/serving"
 
 
@@ -114,8 +115,11 @@ def test_spec_matches_golden(compiled):
     new = compiled.read_text()
     old = GOLDEN.read_text()
     if new != old:
-        diff = "".join(difflib.unified_diff(old.splitlines(True), new.splitlines(True),
-                                            "tests/golden/pipeline.json", "compiled now", n=2))
+        diff = "".join(
+            difflib.unified_diff(
+                old.splitlines(True), new.splitlines(True), "tests/golden/pipeline.json", "compiled now", n=2
+            )
+        )
         pytest.fail("the compiled Kubeflow spec changed; review the diff, then `make golden`:\n" + diff[:20000])
 
 
@@ -130,7 +134,8 @@ def _broken_copy(compiled, tmp_path, mutate):
 def test_run_local_refuses_what_open_source_kfp_refuses_before_running_anything(compiled, tmp_path):
     def add_resolver(spec):
         spec["deploymentSpec"]["executors"]["Trainer_executor"] = {
-            "resolver": {"outputArtifactQueries": {"model": {"filter": "schema_title=\"tfx.Model\""}}}}
+            "resolver": {"outputArtifactQueries": {"model": {"filter": 'schema_title="tfx.Model"'}}}
+        }
 
     with pytest.raises(SpecError, match="resolver executors do not run"):
         run_compiled(_broken_copy(compiled, tmp_path, add_resolver), pipeline_root=str(tmp_path / "root"))
@@ -153,7 +158,8 @@ def test_unknown_fields_cycles_and_unknown_parameters_are_spec_errors(compiled, 
 
 
 def test_nodes_reading_the_outside_world_are_not_cached_and_compiling_reads_no_local_input(
-        compiled, monkeypatch, tmp_path):
+    compiled, monkeypatch, tmp_path
+):
     from pipeline import beam, kubeflow
 
     _, spec = load_job(str(compiled))
@@ -173,17 +179,38 @@ def test_nodes_reading_the_outside_world_are_not_cached_and_compiling_reads_no_l
 
 @pytest.mark.e2e
 def test_compiled_spec_runs_twice_the_second_run_reads_the_input_again_and_is_judged_against_the_first(
-        tmp_path, small_data_dir):
+    tmp_path, small_data_dir
+):
     """Each task through the image's entrypoint, with the driver's artifacts, KFP's cache and
     the launcher's downloads: the second run does real work and has the first model as baseline."""
     spec_path = tmp_path / "pipeline.json"
     serving = tmp_path / "serving"
-    assert kfp_runner.main([
-        "compile", "--config", str(taxi_config(tmp_path)), "--output", str(spec_path),
-        "--set", f"image_workdir={ROOT}", "--set", f"pipeline_root={tmp_path / 'root'}",
-        "--set", f"serving_dir={serving}", "--set", f"input_base={small_data_dir}",
-        "--set", "thresholds={auc = {min = 0.5}}", "--set", "max_drop={auc = 0.5}",
-        "--set", f"kubeflow_beam_args={IN_PROCESS}"]) == 0
+    assert (
+        kfp_runner.main(
+            [
+                "compile",
+                "--config",
+                str(taxi_config(tmp_path)),
+                "--output",
+                str(spec_path),
+                "--set",
+                f"image_workdir={ROOT}",
+                "--set",
+                f"pipeline_root={tmp_path / 'root'}",
+                "--set",
+                f"serving_dir={serving}",
+                "--set",
+                f"input_base={small_data_dir}",
+                "--set",
+                "thresholds={auc = {min = 0.5}}",
+                "--set",
+                "max_drop={auc = 0.5}",
+                "--set",
+                f"kubeflow_beam_args={IN_PROCESS}",
+            ]
+        )
+        == 0
+    )
     params = {"train_args": '{"num_steps": 100}'}
     run: LocalRun = run_compiled(str(spec_path), params, local_storage=True)
     assert set(run.seconds) == set(load_job(str(spec_path))[1].root.dag.tasks)
@@ -218,5 +245,6 @@ def test_compiled_spec_runs_twice_the_second_run_reads_the_input_again_and_is_ju
     assert baseline.metadata["baseline_found"] == 1 and baseline.metadata["source"] == version_dir
     # TFX's Evaluator records the baseline it compared against in the blessing.
     judged = second.artifact("Evaluator", "blessing").metadata
-    assert judged["baseline_model"] == baseline.uri and judged["current_model"] == second.artifact(
-        "Trainer", "model").uri
+    assert (
+        judged["baseline_model"] == baseline.uri and judged["current_model"] == second.artifact("Trainer", "model").uri
+    )

@@ -7,8 +7,19 @@ import ast
 
 from tests.taxi_sample import PROJECT_DIR
 
-FORBIDDEN = ("tfx.orchestration", "tfx.v1", "tfx.dsl", "pipeline", "components", "metrics", "serving", "reporting",
-             "local_runner", "kfp_runner", "kfp")
+FORBIDDEN = (
+    "tfx.orchestration",
+    "tfx.v1",
+    "tfx.dsl",
+    "pipeline",
+    "components",
+    "metrics",
+    "serving",
+    "reporting",
+    "local_runner",
+    "kfp_runner",
+    "kfp",
+)
 
 
 def imports_of(path) -> set[str]:
@@ -25,7 +36,9 @@ def test_model_code_imports_no_orchestration():
     modules = sorted((PROJECT_DIR / "modeling").glob("*.py"))
     assert len(modules) >= 7
     offending = {
-        f"{m.name}: {name}" for m in modules for name in imports_of(m)
+        f"{m.name}: {name}"
+        for m in modules
+        for name in imports_of(m)
         if any(name == f or name.startswith(f + ".") for f in FORBIDDEN)
     }
     assert not offending, offending
@@ -44,7 +57,9 @@ def test_no_package_imports_a_runner():
     packages = ("modeling", "components", "pipeline", "reporting", "serving")
     offending = {
         f"{m.relative_to(PROJECT_DIR)}: {name}"
-        for p in packages for m in sorted((PROJECT_DIR / p).rglob("*.py")) for name in imports_of(m)
+        for p in packages
+        for m in sorted((PROJECT_DIR / p).rglob("*.py"))
+        for name in imports_of(m)
         if name.split(".")[0] in runners
     }
     assert not offending, offending

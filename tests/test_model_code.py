@@ -22,20 +22,32 @@ from tests.taxi_sample import SCHEMA_PATH
 
 BUCKETS = 10
 PLAN = make_plan(
-    load_schema(str(SCHEMA_PATH)), label="big_tipper", hook="modeling.taxi_hook",
+    load_schema(str(SCHEMA_PATH)),
+    label="big_tipper",
+    hook="modeling.taxi_hook",
     exclude=["pickup_census_tract", "dropoff_census_tract", "trip_start_timestamp"],
     roles={k: "bucketized" for k in ("pickup_latitude", "pickup_longitude", "dropoff_latitude", "dropoff_longitude")},
-    quantile_buckets=BUCKETS)
+    quantile_buckets=BUCKETS,
+)
 KEY = {f.name: f.key for f in PLAN.features}
 
 BEAM_OPTIONS = beam.options.pipeline_options.PipelineOptions(
-    ["--runner=FnApiRunner", "--direct_running_mode=in_memory", "--direct_num_workers=1"])
+    ["--runner=FnApiRunner", "--direct_running_mode=in_memory", "--direct_num_workers=1"]
+)
 
 
 def row(fare, tips, hour, payment, company=None, lat=None, area=None, miles=1.0, seconds=600):
-    r = {"fare": fare, "tips": tips, "trip_start_hour": hour, "trip_start_day": 3,
-         "trip_start_month": 5, "trip_start_timestamp": 1400000000, "payment_type": payment,
-         "trip_miles": miles, "trip_seconds": seconds}
+    r = {
+        "fare": fare,
+        "tips": tips,
+        "trip_start_hour": hour,
+        "trip_start_day": 3,
+        "trip_start_month": 5,
+        "trip_start_timestamp": 1400000000,
+        "payment_type": payment,
+        "trip_miles": miles,
+        "trip_seconds": seconds,
+    }
     if company is not None:
         r["company"] = company
     if lat is not None:
@@ -47,11 +59,11 @@ def row(fare, tips, hour, payment, company=None, lat=None, area=None, miles=1.0,
 
 # trip_seconds rise with the row: rows are told apart by its (z-scored) order.
 ROWS = [
-    row(10.0, 3.0, 8, "Credit Card", "A", 41.80, 8, seconds=100),      # big tipper (30%)
-    row(10.0, 1.0, 9, "Credit Card", "A", 41.85, 99, seconds=200),     # 10%: not; area 99 out of domain
+    row(10.0, 3.0, 8, "Credit Card", "A", 41.80, 8, seconds=100),  # big tipper (30%)
+    row(10.0, 1.0, 9, "Credit Card", "A", 41.85, 99, seconds=200),  # 10%: not; area 99 out of domain
     row(20.0, 0.0, 17, "Cash", "B", 41.90, 32, seconds=300),
     row(5.0, 2.0, 23, "Credit Card", None, 41.95, None, seconds=400),  # no company, no area
-    row(30.0, 7.0, 0, "Cash", "A", None, 77, seconds=500),             # no coordinates
+    row(30.0, 7.0, 0, "Cash", "A", None, 77, seconds=500),  # no coordinates
     row(15.0, 0.0, 12, "Credit Card", "B", 42.00, 1, seconds=600),
 ]
 
@@ -81,12 +93,15 @@ def transformed(tmp_path_factory):
     with beam.Pipeline(options=BEAM_OPTIONS) as p, tft_beam.Context(temp_dir=str(tmp / "tmp")):
         raw = p | beam.Create(instances)
         (data, _), transform_fn = (raw, metadata) | tft_beam.AnalyzeAndTransformDataset(
-            lambda inputs: preprocessing_fn(inputs, {PLAN_KEY: PLAN.to_json()}))
+            lambda inputs: preprocessing_fn(inputs, {PLAN_KEY: PLAN.to_json()})
+        )
         _ = transform_fn | tft_beam.WriteTransformFn(out_dir)
         _ = metadata | tft_beam.WriteMetadata(f"{out_dir}/{tft.TFTransformOutput.RAW_METADATA_DIR}", p)
-        _ = (data
-             | beam.Map(lambda d: json.dumps({k: np.asarray(v).tolist() for k, v in d.items()}, sort_keys=True))
-             | beam.io.WriteToText(str(tmp / "rows"), shard_name_template=""))
+        _ = (
+            data
+            | beam.Map(lambda d: json.dumps({k: np.asarray(v).tolist() for k, v in d.items()}, sort_keys=True))
+            | beam.io.WriteToText(str(tmp / "rows"), shard_name_template="")
+        )
     with open(tmp / "rows") as f:
         rows = [json.loads(line) for line in f]
     # Beam may reorder; key rows by the (unique) raw fare+hour via the label/hour columns.
@@ -187,10 +202,12 @@ def test_training_input_is_raw_examples_through_the_transform_graph(transformed,
     def factory(files, options, schema):
         return tf_example_record.TFExampleRecord(file_pattern=files, schema=schema).TensorFlowDataset(options)
 
-    fn_args = FnArgs(data_accessor=DataAccessor(tf_dataset_factory=factory, record_batch_factory=None,
-                                                data_view_decode_fn=None))
-    features, label = next(iter(_dataset(fn_args, [str(tmp_path / "raw.tfrecord.gz")],
-                                         tft.TFTransformOutput(out_dir), len(ROWS), PLAN)))
+    fn_args = FnArgs(
+        data_accessor=DataAccessor(tf_dataset_factory=factory, record_batch_factory=None, data_view_decode_fn=None)
+    )
+    features, label = next(
+        iter(_dataset(fn_args, [str(tmp_path / "raw.tfrecord.gz")], tft.TFTransformOutput(out_dir), len(ROWS), PLAN))
+    )
     model = taxi_model(out_dir)
     assert set(features) == {inp.name for inp in model.inputs}
     assert sorted(np.asarray(label).ravel().tolist()) == [0, 0, 0, 1, 1, 1]

@@ -24,7 +24,7 @@ def example(x: float, y: float = 1.0) -> bytes:
     e = tf.train.Example()
     e.features.feature["x"].float_list.value.append(x)
     e.features.feature["y"].float_list.value.append(y)
-    e.features.feature["k"].int64_list.value.append(0x7f7f)  # 7f bytes, no float: not counted
+    e.features.feature["k"].int64_list.value.append(0x7F7F)  # 7f bytes, no float: not counted
     return e.SerializeToString()
 
 
@@ -53,16 +53,18 @@ def test_an_inferred_schema_gets_the_rule_and_tfdv_reports_both():
     inferred = tfdv.infer_schema(stats)
     assert anomaly_reasons(stats, inferred) == {}  # what TFDV does on its own: nothing
     assert disallow_nonfinite_floats(inferred) == ["x", "y"]
-    assert anomaly_reasons(stats, inferred) == {
-        "x": ["Float feature has Inf values.", "Float feature has NaN values."]}
+    assert anomaly_reasons(stats, inferred) == {"x": ["Float feature has Inf values.", "Float feature has NaN values."]}
 
 
 def test_a_feature_can_allow_nan_explicitly():
-    schema = text_format.Parse("""
+    schema = text_format.Parse(
+        """
         feature { name: "x" type: FLOAT float_domain { disallow_nan: false } }
         feature { name: "y" type: FLOAT }
         feature { name: "k" type: INT }
-    """, schema_pb2.Schema())
+    """,
+        schema_pb2.Schema(),
+    )
     assert disallow_nonfinite_floats(schema) == ["x", "y"]
     x = schema.feature[0].float_domain
     assert (x.disallow_nan, x.disallow_inf) == (False, True)
@@ -77,25 +79,37 @@ def test_exact_counts_reach_the_gate_even_where_statistics_miss_them(tmp_path):
     splits = example_gen.generate_splits(
         str(tmp_path / "in"),
         example_gen_pb2.Input(splits=[example_gen_pb2.Input.Split(name="all", pattern="*")]),
-        example_gen_pb2.Output(split_config=example_gen_pb2.SplitConfig(splits=[
-            example_gen_pb2.SplitConfig.Split(name="train", hash_buckets=1)])),
-        example_gen_pb2.FORMAT_TF_EXAMPLE, lambda name: str(tmp_path / "out" / name), 2)
+        example_gen_pb2.Output(
+            split_config=example_gen_pb2.SplitConfig(
+                splits=[example_gen_pb2.SplitConfig.Split(name="train", hash_buckets=1)]
+            )
+        ),
+        example_gen_pb2.FORMAT_TF_EXAMPLE,
+        lambda name: str(tmp_path / "out" / name),
+        2,
+    )
     assert splits["train"].count == 400
     assert splits["train"].nonfinite == {"x": [20, 0], "y": [0, 1]}
 
-    schema = text_format.Parse("""
+    schema = text_format.Parse(
+        """
         feature { name: "x" type: FLOAT float_domain { disallow_nan: true disallow_inf: true } }
         feature { name: "y" type: FLOAT float_domain { disallow_inf: false } }
-    """, schema_pb2.Schema())
+    """,
+        schema_pb2.Schema(),
+    )
     exact = nonfinite_anomalies({"train": splits["train"].nonfinite}, schema)
     assert exact == {"train": {"x": "20 NaN values"}}  # y's infinity is allowed
     # TFDV listed x (from full statistics): its line gains the count ...
     merged = merge_exact_counts({"train": ["x: Float feature has NaN values."]}, exact)
     assert merged == {"train": ["x: Float feature has NaN values; 20 NaN values (exact count over every example)"]}
     # ... and where sampled statistics missed it, the gate still lists it.
-    assert merge_exact_counts({}, exact) == {"train": [
-        "x: Float feature has 20 NaN values (exact count over every example); "
-        "the schema's float_domain disallows them."]}
+    assert merge_exact_counts({}, exact) == {
+        "train": [
+            "x: Float feature has 20 NaN values (exact count over every example); "
+            "the schema's float_domain disallows them."
+        ]
+    }
 
 
 @pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf, -math.nan])

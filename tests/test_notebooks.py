@@ -27,9 +27,16 @@ def test_notebooks_execute_against_a_run(first_run, tmp_path, monkeypatch):
     from notebooks.execute import execute
 
     workdir = first_run[0]
-    monkeypatch.setenv("PIPELINE_CONFIG_OVERRIDES", json.dumps({
-        "metadata_path": str(workdir / "metadata.sqlite"), "pipeline_root": str(workdir / "root"),
-        "serving_dir": str(workdir / "serving")}))
+    monkeypatch.setenv(
+        "PIPELINE_CONFIG_OVERRIDES",
+        json.dumps(
+            {
+                "metadata_path": str(workdir / "metadata.sqlite"),
+                "pipeline_root": str(workdir / "root"),
+                "serving_dir": str(workdir / "serving"),
+            }
+        ),
+    )
     written = execute(tmp_path)
     assert [p.name for p in written] == [p.name for p in NOTEBOOKS]
     lineage = nbformat.read(tmp_path / "02_run_inspection.ipynb", as_version=4)

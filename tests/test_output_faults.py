@@ -33,7 +33,10 @@ CAUSES = {
     "full": (r"no space left on the device", r"free space on that file system"),
     "read-only": (r"read-only file system", r"mount it read-write"),
     "file": (r"\S+ is a file, not a directory", r"move or remove that file"),
-    "permission": (r"permission denied for user nobody \(uid 65534\)", r"give user nobody \(uid 65534\) write access to it"),
+    "permission": (
+        r"permission denied for user nobody \(uid 65534\)",
+        r"give user nobody \(uid 65534\) write access to it",
+    ),
 }
 
 
@@ -70,9 +73,16 @@ def workdir():
 
 
 def config_for(base: str):
-    return load_config(TAXI_TOML, overrides={
-        "pipeline_root": os.path.join(base, "root"), "metadata_path": os.path.join(base, "meta", "metadata.sqlite"),
-        "serving_dir": os.path.join(base, "serving")}, base_dir=PROJECT_DIR, check_files=False)
+    return load_config(
+        TAXI_TOML,
+        overrides={
+            "pipeline_root": os.path.join(base, "root"),
+            "metadata_path": os.path.join(base, "meta", "metadata.sqlite"),
+            "serving_dir": os.path.join(base, "serving"),
+        },
+        base_dir=PROJECT_DIR,
+        check_files=False,
+    )
 
 
 def make_fault(base: str, location: str, fault: str) -> None:
@@ -111,8 +121,20 @@ def check_message(base: str, fault: str) -> str:
             check_outputs(cfg)
         return str(caught.value)
     overrides = {k: getattr(cfg, k) for k in ("pipeline_root", "metadata_path", "serving_dir")}
-    proc = subprocess.run([sys.executable, "-c", CHECK_AS_NOBODY.format(project=str(PROJECT_DIR), overrides=overrides, taxi=str(TAXI_TOML))],
-                          cwd=PROJECT_DIR, capture_output=True, text=True, user=NOBODY, group=NOBODY, extra_groups=[], timeout=120)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            CHECK_AS_NOBODY.format(project=str(PROJECT_DIR), overrides=overrides, taxi=str(TAXI_TOML)),
+        ],
+        cwd=PROJECT_DIR,
+        capture_output=True,
+        text=True,
+        user=NOBODY,
+        group=NOBODY,
+        extra_groups=[],
+        timeout=120,
+    )
     assert proc.returncode == 2, proc.stdout + proc.stderr
     return proc.stdout.strip()
 
@@ -129,8 +151,9 @@ def test_each_fault_on_each_output_is_one_line_before_the_run(workdir, output, f
     path = re.escape(os.path.join(workdir, location))
     path += {"metadata_path": "/metadata.sqlite", "serving_dir": "/taxi_tips"}.get(output, "")
     elsewhere = "move the pipeline root \\(the logs go beside it\\)" if output == "logs" else "use another location"
-    assert re.fullmatch(rf"cannot write {what} {path}: {cause}; {action}, or {elsewhere}: --set {setting}=PATH",
-                        message), message
+    assert re.fullmatch(
+        rf"cannot write {what} {path}: {cause}; {action}, or {elsewhere}: --set {setting}=PATH", message
+    ), message
     assert "\n" not in message and len(message) < 400
     if fault == "file":
         assert f"{os.path.join(workdir, location)} is a file" in message
@@ -149,12 +172,16 @@ def test_a_healthy_set_of_outputs_passes_and_is_created(workdir):
 
 def test_a_metadata_store_that_is_a_directory(workdir):
     os.makedirs(os.path.join(workdir, "meta", "metadata.sqlite"))
-    with pytest.raises(OutputError, match=r"cannot write the metadata store \S+/meta/metadata.sqlite: it is a "
-                                          r"directory, not a file; move or remove that directory"):
+    with pytest.raises(
+        OutputError,
+        match=r"cannot write the metadata store \S+/meta/metadata.sqlite: it is a "
+        r"directory, not a file; move or remove that directory",
+    ):
         check_outputs(config_for(workdir))
 
 
 # Faults during a run: the real errors of each writer, found in whatever wraps them.
+
 
 def test_a_push_into_a_full_disk_leaves_no_version_and_is_one_line(workdir):
     from serving.layout import publish, versions
@@ -169,8 +196,10 @@ def test_a_push_into_a_full_disk_leaves_no_version_and_is_one_line(workdir):
         publish(model, base)
     line = describe(caught.value, config_for(workdir))
     assert line.startswith(f"cannot write the serving directory {base}/")
-    assert ": no space left on the device; free space on that file system, or use another location: " \
-           "--set serving_dir=PATH" in line
+    assert (
+        ": no space left on the device; free space on that file system, or use another location: "
+        "--set serving_dir=PATH" in line
+    )
     assert len(line) < 400
     assert versions(base) == [] and os.listdir(base) == []  # no version, no half-copied staging
 
@@ -193,13 +222,23 @@ def test_examples_into_a_full_pipeline_root_are_one_line(workdir, tmp_path):
     mount_tmpfs(os.path.join(workdir, "root"), "64k")
     with pytest.raises(Exception) as caught:
         example_gen.generate_splits(
-            str(tmp_path / "in"), example_gen_pb2.Input(splits=[example_gen_pb2.Input.Split(name="a", pattern="*")]),
-            example_gen_pb2.Output(split_config=example_gen_pb2.SplitConfig(splits=[
-                example_gen_pb2.SplitConfig.Split(name="train", hash_buckets=1)])),
-            example_gen_pb2.FORMAT_TF_EXAMPLE, lambda name: os.path.join(workdir, "root", "ExampleGen", name), 1)
+            str(tmp_path / "in"),
+            example_gen_pb2.Input(splits=[example_gen_pb2.Input.Split(name="a", pattern="*")]),
+            example_gen_pb2.Output(
+                split_config=example_gen_pb2.SplitConfig(
+                    splits=[example_gen_pb2.SplitConfig.Split(name="train", hash_buckets=1)]
+                )
+            ),
+            example_gen_pb2.FORMAT_TF_EXAMPLE,
+            lambda name: os.path.join(workdir, "root", "ExampleGen", name),
+            1,
+        )
     line = describe(caught.value, config_for(workdir))
-    assert re.match(rf"cannot write the pipeline root {re.escape(workdir)}/root/ExampleGen/train\S*: no space left "
-                    r"on the device; free space on that file system, or use another location: --set pipeline_root=PATH$", line), line
+    assert re.match(
+        rf"cannot write the pipeline root {re.escape(workdir)}/root/ExampleGen/train\S*: no space left "
+        r"on the device; free space on that file system, or use another location: --set pipeline_root=PATH$",
+        line,
+    ), line
 
 
 @pytest.mark.parametrize("fault", ["full", "read-only"])
@@ -266,9 +305,18 @@ def test_a_report_that_cannot_be_written_leaves_the_old_one_whole(workdir, fault
 
     out = os.path.join(workdir, "report")
     mount_tmpfs(out, "64k")
-    report = Report(blessed=True, failures=[], gates=[], overall=SliceRow("Overall", "Overall", {"auc": 0.9}),
-                    specs={}, fairness_thresholds=[0.5], curves=Curves(), baseline_curves=None, has_baseline=False,
-                    small_slice_examples=50)
+    report = Report(
+        blessed=True,
+        failures=[],
+        gates=[],
+        overall=SliceRow("Overall", "Overall", {"auc": 0.9}),
+        specs={},
+        fairness_thresholds=[0.5],
+        curves=Curves(),
+        baseline_curves=None,
+        has_baseline=False,
+        small_slice_examples=50,
+    )
     with open(os.path.join(out, "report.html"), "w") as f:
         f.write("old")
     with open(os.path.join(out, "report.md"), "w") as f:
@@ -295,8 +343,12 @@ def run_cli(*sets: str, user: int | None = None, timeout: int = 900) -> subproce
 
 
 def cli_sets(base: str, data_dir) -> list[str]:
-    return [f"input_base={data_dir}", f"pipeline_root={base}/root", f"metadata_path={base}/meta/metadata.sqlite",
-            f"serving_dir={base}/serving"]
+    return [
+        f"input_base={data_dir}",
+        f"pipeline_root={base}/root",
+        f"metadata_path={base}/meta/metadata.sqlite",
+        f"serving_dir={base}/serving",
+    ]
 
 
 @pytest.mark.parametrize("fault", ["read-only", "permission"])
@@ -314,7 +366,9 @@ def test_cli_refuses_an_unwritable_output_in_one_line_and_writes_nothing(workdir
     cause = "read-only file system" if fault == "read-only" else r"permission denied for user nobody \(uid 65534\)"
     assert len(lines) == 1 and re.fullmatch(
         rf"output error: cannot write the serving directory {re.escape(workdir)}/serving/taxi_tips: {cause}; .*"
-        r"--set serving_dir=PATH", lines[0]), lines
+        r"--set serving_dir=PATH",
+        lines[0],
+    ), lines
     assert not os.path.exists(os.path.join(workdir, "meta", "metadata.sqlite"))
     assert not os.listdir(os.path.join(workdir, "logs"))  # not even a log file
     assert not os.listdir(os.path.join(workdir, "root"))
@@ -327,15 +381,20 @@ def test_a_disk_that_fills_up_during_the_push_then_a_rerun_after_freeing_it(work
     run pushes (the components before the Pusher are cached)."""
     serving = os.path.join(workdir, "serving")
     mount_tmpfs(serving, "256k")
-    sets = cli_sets(workdir, small_data_dir) + ["train_steps=50", "eval_steps=5", "thresholds={auc = {min = 0.5}}",
-                                                "max_drop={auc = 0.5}"]
+    sets = cli_sets(workdir, small_data_dir) + [
+        "train_steps=50",
+        "eval_steps=5",
+        "thresholds={auc = {min = 0.5}}",
+        "max_drop={auc = 0.5}",
+    ]
     proc = run_cli(*sets)
     assert proc.returncode == 1, proc.stdout + proc.stderr
     failure = [l for l in proc.stdout.splitlines() if l.startswith("run failed in ")]
     assert len(failure) == 1 and re.fullmatch(
         rf"run failed in Pusher: cannot write the serving directory {re.escape(serving)}/taxi_tips/\S+: no space left "
         r"on the device; free space on that file system, or use another location: --set serving_dir=PATH",
-        failure[0]), proc.stdout
+        failure[0],
+    ), proc.stdout
     assert "Traceback" not in proc.stdout + proc.stderr
     assert os.listdir(os.path.join(serving, "taxi_tips")) == []  # nothing a model server would load
 

@@ -31,8 +31,7 @@ CASES = {
 
 
 def run(*args, timeout=900):
-    proc = subprocess.run([sys.executable, *args], capture_output=True, text=True, cwd=PROJECT_DIR,
-                          timeout=timeout)
+    proc = subprocess.run([sys.executable, *args], capture_output=True, text=True, cwd=PROJECT_DIR, timeout=timeout)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return proc.stdout + proc.stderr
 
@@ -45,19 +44,42 @@ def own_run(request, tmp_path_factory):
     rows = make_rows()
     synthetic.write_tfrecords(rows, work / "data")
     schema = work / "schema.pbtxt"
-    run("-m", "pipeline.infer_schema", "--input-base", str(work / "data"), "--label", label,
-        "--output", str(schema))
-    out = run("local_runner.py", "--config", "configs/local.toml",
-              "--set", f"input_base={work / 'data'}", "--set", f"schema_path={schema}", "--set", f"label={label}",
-              "--set", f"pipeline_root={work}/root", "--set", f"metadata_path={work}/metadata.sqlite",
-              "--set", f"serving_dir={work}/serving", "--set", "train_steps=300", "--set", "eval_steps=10")
+    run("-m", "pipeline.infer_schema", "--input-base", str(work / "data"), "--label", label, "--output", str(schema))
+    out = run(
+        "local_runner.py",
+        "--config",
+        "configs/local.toml",
+        "--set",
+        f"input_base={work / 'data'}",
+        "--set",
+        f"schema_path={schema}",
+        "--set",
+        f"label={label}",
+        "--set",
+        f"pipeline_root={work}/root",
+        "--set",
+        f"metadata_path={work}/metadata.sqlite",
+        "--set",
+        f"serving_dir={work}/serving",
+        "--set",
+        "train_steps=300",
+        "--set",
+        "eval_steps=10",
+    )
     return name, work, rows, out
 
 
 def label_less(rows, label, n=16) -> list[bytes]:
-    return [tf.train.Example(features=tf.train.Features(feature={
-        k: f for k, f in ((k, synthetic._feature(v)) for k, v in r.items() if k != label) if f is not None}))
-        .SerializeToString() for r in rows[:n]]
+    return [
+        tf.train.Example(
+            features=tf.train.Features(
+                feature={
+                    k: f for k, f in ((k, synthetic._feature(v)) for k, v in r.items() if k != label) if f is not None
+                }
+            )
+        ).SerializeToString()
+        for r in rows[:n]
+    ]
 
 
 def test_runs_to_a_pushed_model_with_the_task_decided_from_the_schema(own_run):

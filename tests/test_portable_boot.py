@@ -18,8 +18,7 @@ pytestmark = pytest.mark.integration  # builds wheels and starts Beam boot proce
 
 def test_a_worker_without_an_id_or_provision_endpoint_is_refused(tmp_path):
     for args, message in (([], "No id provided."), (["--id=1"], "No provision endpoint provided.")):
-        proc = subprocess.run([sys.executable, boot.__file__, *args], capture_output=True, text=True,
-                              cwd=tmp_path)
+        proc = subprocess.run([sys.executable, boot.__file__, *args], capture_output=True, text=True, cwd=tmp_path)
         assert proc.returncode != 0 and message in proc.stderr
 
 
@@ -29,9 +28,26 @@ def _wheel(tmp_path, name, requires):
     (src / name / "__init__.py").write_text("VALUE = 42\n")
     (src / "setup.py").write_text(
         f"from setuptools import setup\nsetup(name={name!r}, version='1.0', packages=[{name!r}], "
-        f"install_requires={requires!r})\n")
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index",
-                    "-q", "-w", str(tmp_path / "staged"), str(src)], check=True, capture_output=True, cwd=src)
+        f"install_requires={requires!r})\n"
+    )
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "--no-index",
+            "-q",
+            "-w",
+            str(tmp_path / "staged"),
+            str(src),
+        ],
+        check=True,
+        capture_output=True,
+        cwd=src,
+    )
     return next((tmp_path / "staged").glob(f"{name}-*.whl")).name
 
 
@@ -48,13 +64,19 @@ def _install(tmp_path, wheel):
 def test_staged_extra_package_is_installed_in_the_worker_venv_only(tmp_path):
     """Its dependencies come from the environment the worker runs in (here: apache-beam)."""
     python = _install(tmp_path, _wheel(tmp_path, "staged_pkg", ["apache-beam"]))
-    out = subprocess.run([python, "-c", "import staged_pkg, apache_beam; print(staged_pkg.VALUE, staged_pkg.__file__)"],
-                         capture_output=True, text=True, cwd=tmp_path, env={"PATH": "/usr/bin:/bin"})
+    out = subprocess.run(
+        [python, "-c", "import staged_pkg, apache_beam; print(staged_pkg.VALUE, staged_pkg.__file__)"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={"PATH": "/usr/bin:/bin"},
+    )
     assert out.returncode == 0, out.stderr
     value, where = out.stdout.split()
     assert value == "42" and where.startswith(str(tmp_path / "beam-venv-worker-w1"))
-    assert subprocess.run([sys.executable, "-c", "import staged_pkg"], cwd=tmp_path,
-                          capture_output=True).returncode != 0  # not in the runtime itself
+    assert (
+        subprocess.run([sys.executable, "-c", "import staged_pkg"], cwd=tmp_path, capture_output=True).returncode != 0
+    )  # not in the runtime itself
 
 
 def test_a_dependency_missing_from_the_worker_environment_fails_the_worker(tmp_path):

@@ -36,8 +36,13 @@ def wheel(tmp_path_factory):
 
 def _portable_args(cluster, *extra):
     e = cluster.endpoints()
-    return ["--runner=PortableRunner", f"--job_endpoint={e['portable_job_endpoint']}",
-            "--environment_type=EXTERNAL", f"--environment_config={e['portable_environment_config']}", *extra]
+    return [
+        "--runner=PortableRunner",
+        f"--job_endpoint={e['portable_job_endpoint']}",
+        "--environment_type=EXTERNAL",
+        f"--environment_config={e['portable_environment_config']}",
+        *extra,
+    ]
 
 
 def test_workers_do_not_see_the_project_unless_it_is_staged(cluster):
@@ -56,8 +61,10 @@ def test_dag_runs_on_the_portable_runner_to_a_pushed_model(cluster, wheel, tmp_p
     job_log = cluster.workdir / "job_service.log"
     done_before = job_log.read_text().count("with state DONE")
     overrides = [f"{k}={v}" for k, v in cluster.endpoints().items()] + [
-        "beam_runner=portable", f"beam_runner_args={json.dumps(['--extra_package=' + wheel])}",
-        "train_steps=100"]
+        "beam_runner=portable",
+        f"beam_runner_args={json.dumps(['--extra_package=' + wheel])}",
+        "train_steps=100",
+    ]
     states, stdout = run_pipeline(tmp_path, small_data_dir, *overrides)
 
     assert states["Pusher"] == "done" and "pushed to" in stdout, stdout

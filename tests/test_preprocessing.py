@@ -14,7 +14,8 @@ from tensorflow_transform.tf_metadata import schema_utils
 from modeling.preprocessing import PLAN_KEY, missing_key, preprocessing_fn
 from modeling.roles import LABEL_KEY, make_plan
 
-SCHEMA = text_format.Parse("""
+SCHEMA = text_format.Parse(
+    """
 feature { name: "row id" type: INT presence { min_fraction: 1 } shape { dim { size: 1 } } }
 feature { name: "trip miles" type: FLOAT presence { min_count: 1 } value_count { min: 1 max: 1 } }
 feature { name: "zone.id" type: INT int_domain { min: 1 max: 9 is_categorical: true }
@@ -23,7 +24,9 @@ feature { name: "3rd-party" type: BYTES presence { min_count: 1 } value_count { 
 feature { name: "kind" type: BYTES domain: "kind" presence { min_fraction: 1 } shape { dim { size: 1 } } }
 feature { name: "price" type: FLOAT presence { min_fraction: 1 } shape { dim { size: 1 } } }
 string_domain { name: "kind" value: "cat" value: "dog" value: "emu" }
-""", schema_pb2.Schema())
+""",
+    schema_pb2.Schema(),
+)
 
 NAN = float("nan")
 # row id, trip miles (None: absent), zone.id, 3rd-party (None: absent), kind, price
@@ -32,16 +35,18 @@ ROWS = [
     (1, 3.0, 3, "b", "dog", 20.0),
     (2, None, 7, "a", "emu", 30.0),
     (3, 5.0, 9, None, "dog", 40.0),
-    (4, NAN, 7, "a", "yak", 50.0),     # NaN miles count as absent; "yak" is no known class
+    (4, NAN, 7, "a", "yak", 50.0),  # NaN miles count as absent; "yak" is no known class
 ]
 COLUMNS = ("row id", "trip miles", "zone.id", "3rd-party", "kind", "price")
 
 
 def plans():
     common = dict(features=["row id", "trip miles", "zone.id", "3rd-party"], roles={"row id": "numeric"})
-    return {"m": make_plan(SCHEMA, label="kind", **common),
-            "r": make_plan(SCHEMA, label="price", **common),
-            "b": make_plan(SCHEMA, label="kind", task="binary", positive_class="dog", **common)}
+    return {
+        "m": make_plan(SCHEMA, label="kind", **common),
+        "r": make_plan(SCHEMA, label="price", **common),
+        "b": make_plan(SCHEMA, label="kind", task="binary", positive_class="dog", **common),
+    }
 
 
 @pytest.fixture(scope="module")
@@ -92,7 +97,7 @@ def test_categories_get_one_id_per_value(transformed):
 
 def test_labels_per_task(transformed):
     assert [transformed[i][f"m/{LABEL_KEY}"] for i in range(5)] == [0, 1, 2, 1, -1]  # domain order
-    assert [transformed[i][f"b/{LABEL_KEY}"] for i in range(5)] == [0, 1, 0, 1, 0]   # dog vs the rest
+    assert [transformed[i][f"b/{LABEL_KEY}"] for i in range(5)] == [0, 1, 0, 1, 0]  # dog vs the rest
     prices = [transformed[i][f"r/{LABEL_KEY}"] for i in range(5)]
     assert prices == pytest.approx([10.5, 20.0, 30.0, 40.0, 50.0])
 

@@ -43,9 +43,15 @@ def test_binary_string_label_and_roles_from_the_schema(schema):
     plan = make_plan(schema, label="answer")
     assert plan.task == "binary"
     assert plan.positive_class == "yes" and plan.classes == ["no", "yes"]
-    assert roles(plan) == {"trip miles": "numeric", "zone.id": "integer_categorical",
-                           "3rd-party": "string_vocabulary", "count": "numeric", "kind": "string_vocabulary",
-                           "y": "numeric", "price": "numeric"}
+    assert roles(plan) == {
+        "trip miles": "numeric",
+        "zone.id": "integer_categorical",
+        "3rd-party": "string_vocabulary",
+        "count": "numeric",
+        "kind": "string_vocabulary",
+        "y": "numeric",
+        "price": "numeric",
+    }
     assert plan.excluded["answer"] == "the label"
     assert "SERVING" in plan.excluded["secret"] and "several values" in plan.excluded["tags"]
     optional = {f.name for f in plan.features if f.optional}
@@ -59,11 +65,14 @@ def test_multiclass_from_a_string_domain_keeps_its_order(schema):
     assert plan.output_key == "probabilities"
 
 
-@pytest.mark.parametrize("sample, task, classes", [
-    ([0, 1, 1, 0, 1], "binary", ["0", "1"]),
-    ([2, 0, 1, 2, 0], "multiclass", ["0", "1", "2"]),
-    (list(range(100)), "regression", []),
-])
+@pytest.mark.parametrize(
+    "sample, task, classes",
+    [
+        ([0, 1, 1, 0, 1], "binary", ["0", "1"]),
+        ([2, 0, 1, 2, 0], "multiclass", ["0", "1", "2"]),
+        (list(range(100)), "regression", []),
+    ],
+)
 def test_integer_label_without_a_domain_is_decided_from_a_sample(schema, sample, task, classes):
     plan = make_plan(schema, label="y", label_sample=lambda: sample)
     assert (plan.task, plan.classes) == (task, classes)
@@ -86,28 +95,39 @@ def test_one_class_against_the_rest(schema):
     assert (plan.task, plan.classes, plan.positive_class) == ("binary", ["not dog", "dog"], "dog")
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    (dict(label=""), r"^label: name the feature"),
-    (dict(label="nope"), r"^label: 'nope' is not a feature"),
-    (dict(label="answer", task="ranking"), r"^task: one of"),
-    (dict(label="answer", positive_class="maybe"), r"^positive_class: 'maybe' is not a value"),
-    (dict(label="kind", task="binary"), r"^positive_class: label 'kind' has 3 values"),
-    (dict(label="answer", task="regression"), r"^task: regression needs a numeric label"),
-    (dict(label="price", task="multiclass"), r"^task: multiclass needs the label's classes|^task: multiclass needs an int"),
-    (dict(label="answer", features=["ghost"]), r"^features: 'ghost' is not a feature"),
-    (dict(label="answer", exclude=["ghost"]), r"^exclude_features: 'ghost'"),
-    (dict(label="answer", roles={"count": "fancy"}), r"^feature_roles.count: one of"),
-    (dict(label="answer", roles={"kind": "numeric"}), r"^feature_roles.kind: a string feature"),
-    (dict(label="answer", hook="no.such.module"), r"^hook: cannot import"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(label=""), r"^label: name the feature"),
+        (dict(label="nope"), r"^label: 'nope' is not a feature"),
+        (dict(label="answer", task="ranking"), r"^task: one of"),
+        (dict(label="answer", positive_class="maybe"), r"^positive_class: 'maybe' is not a value"),
+        (dict(label="kind", task="binary"), r"^positive_class: label 'kind' has 3 values"),
+        (dict(label="answer", task="regression"), r"^task: regression needs a numeric label"),
+        (
+            dict(label="price", task="multiclass"),
+            r"^task: multiclass needs the label's classes|^task: multiclass needs an int",
+        ),
+        (dict(label="answer", features=["ghost"]), r"^features: 'ghost' is not a feature"),
+        (dict(label="answer", exclude=["ghost"]), r"^exclude_features: 'ghost'"),
+        (dict(label="answer", roles={"count": "fancy"}), r"^feature_roles.count: one of"),
+        (dict(label="answer", roles={"kind": "numeric"}), r"^feature_roles.kind: a string feature"),
+        (dict(label="answer", hook="no.such.module"), r"^hook: cannot import"),
+    ],
+)
 def test_errors_name_the_setting(schema, kwargs, message):
     with pytest.raises(PlanError, match=message):
         make_plan(schema, **kwargs)
 
 
 def test_configured_features_exclusions_and_roles(schema):
-    plan = make_plan(schema, label="answer", features=["trip miles", "count", "kind"], exclude=["kind"],
-                     roles={"count": "integer_categorical", "trip miles": "bucketized"})
+    plan = make_plan(
+        schema,
+        label="answer",
+        features=["trip miles", "count", "kind"],
+        exclude=["kind"],
+        roles={"count": "integer_categorical", "trip miles": "bucketized"},
+    )
     assert roles(plan) == {"trip miles": "bucketized", "count": "integer_categorical"}
     assert plan.excluded["kind"] == "excluded by exclude_features"
 

@@ -18,31 +18,47 @@ from pipeline.kubeflow import load_job
 from tests.taxi_sample import PROJECT_DIR
 
 CONFIG = PROJECT_DIR / "configs" / "kubeflow.toml"
-DATAFLOW = {"beam_runner": "dataflow", "dataflow_project": "acme-ml", "dataflow_region": "europe-west4",
-            "dataflow_temp_location": "gs://acme-ml/tmp", "pipeline_root": "gs://acme-ml/root"}
-FLINK = {"beam_runner": "flink", "portable_job_endpoint": "flink-jobserver.beam:8099",
-         "portable_environment_type": "EXTERNAL", "portable_environment_config": "localhost:50000"}
+DATAFLOW = {
+    "beam_runner": "dataflow",
+    "dataflow_project": "acme-ml",
+    "dataflow_region": "europe-west4",
+    "dataflow_temp_location": "gs://acme-ml/tmp",
+    "pipeline_root": "gs://acme-ml/root",
+}
+FLINK = {
+    "beam_runner": "flink",
+    "portable_job_endpoint": "flink-jobserver.beam:8099",
+    "portable_environment_type": "EXTERNAL",
+    "portable_environment_config": "localhost:50000",
+}
 
 
 def _cfg(**overrides):
     return load_config(CONFIG, overrides, base_dir=PROJECT_DIR)
 
 
-@pytest.mark.parametrize("overrides, message", [
-    ({"beam_runner": "dataflow"}, "dataflow_project: needed for the dataflow runner (ImportExampleGen, "
-                                  "StatisticsGen, Transform, Evaluator)"),
-    ({**DATAFLOW, "dataflow_region": ""}, "dataflow_region: needed for the dataflow runner"),
-    ({**DATAFLOW, "dataflow_temp_location": "/tmp/x"}, "dataflow_temp_location: Dataflow's workers"),
-    ({**DATAFLOW, "pipeline_root": "build/root"}, "pipeline_root: Dataflow's workers"),
-    ({"beam_runners": {"Evaluator": "spark"}}, "portable_job_endpoint: needed for the spark runner (Evaluator)"),
-    ({**FLINK, "portable_environment_config": ""},
-     "portable_environment_config: needed for portable_environment_type EXTERNAL"),
-    ({**FLINK, "portable_job_endpoint": "flink"}, "portable_job_endpoint: HOST:PORT"),
-    ({**FLINK, "portable_environment_type": "docker"}, "portable_environment_type: one of DOCKER"),
-    ({"beam_runner": "flinkk"}, "beam_runner: one of direct, dataflow, flink, spark, portable"),
-    ({"beam_runners": {"Trainer": "dataflow"}}, "beam_runners.Trainer: not a Beam component"),
-    ({"beam_component_args": {"Evaluator": ["machine_type=n1"]}}, "beam_component_args.Evaluator: must be"),
-])
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (
+            {"beam_runner": "dataflow"},
+            "dataflow_project: needed for the dataflow runner (ImportExampleGen, StatisticsGen, Transform, Evaluator)",
+        ),
+        ({**DATAFLOW, "dataflow_region": ""}, "dataflow_region: needed for the dataflow runner"),
+        ({**DATAFLOW, "dataflow_temp_location": "/tmp/x"}, "dataflow_temp_location: Dataflow's workers"),
+        ({**DATAFLOW, "pipeline_root": "build/root"}, "pipeline_root: Dataflow's workers"),
+        ({"beam_runners": {"Evaluator": "spark"}}, "portable_job_endpoint: needed for the spark runner (Evaluator)"),
+        (
+            {**FLINK, "portable_environment_config": ""},
+            "portable_environment_config: needed for portable_environment_type EXTERNAL",
+        ),
+        ({**FLINK, "portable_job_endpoint": "flink"}, "portable_job_endpoint: HOST:PORT"),
+        ({**FLINK, "portable_environment_type": "docker"}, "portable_environment_type: one of DOCKER"),
+        ({"beam_runner": "flinkk"}, "beam_runner: one of direct, dataflow, flink, spark, portable"),
+        ({"beam_runners": {"Trainer": "dataflow"}}, "beam_runners.Trainer: not a Beam component"),
+        ({"beam_component_args": {"Evaluator": ["machine_type=n1"]}}, "beam_component_args.Evaluator: must be"),
+    ],
+)
 def test_a_missing_or_bad_runner_option_is_one_line_naming_it(overrides, message):
     with pytest.raises(ConfigError) as e:
         _cfg(**overrides)
@@ -51,8 +67,10 @@ def test_a_missing_or_bad_runner_option_is_one_line_naming_it(overrides, message
 
 def test_the_command_line_refuses_before_compiling(tmp_path, capsys):
     out = tmp_path / "spec.json"
-    assert kfp_runner.main(["compile", "--config", str(CONFIG), "--output", str(out),
-                            "--set", "beam_runner=dataflow"]) == 2
+    assert (
+        kfp_runner.main(["compile", "--config", str(CONFIG), "--output", str(out), "--set", "beam_runner=dataflow"])
+        == 2
+    )
     assert "dataflow_project: needed" in capsys.readouterr().err
     assert not out.exists()
 
@@ -65,14 +83,18 @@ def test_direct_is_the_default_and_adds_nothing():
 def test_docker_workers_default_to_the_pipeline_image():
     cfg = _cfg(beam_runner="spark", portable_job_endpoint="spark-jobserver:8099")
     args = beam.runner_args(cfg, "spark")
-    assert args == ["--runner=PortableRunner", "--job_endpoint=spark-jobserver:8099", "--environment_type=DOCKER",
-                    f"--environment_config={cfg.image}", f"--sdk_container_image={cfg.image}"]
+    assert args == [
+        "--runner=PortableRunner",
+        "--job_endpoint=spark-jobserver:8099",
+        "--environment_type=DOCKER",
+        f"--environment_config={cfg.image}",
+        f"--sdk_container_image={cfg.image}",
+    ]
 
 
 def _executor_args(spec_path) -> dict[str, list[str]]:
     _, spec = load_job(str(spec_path))
-    return {label.removesuffix("_executor"): list(e.container.args)
-            for label, e in _deployment(spec).executors.items()}
+    return {label.removesuffix("_executor"): list(e.container.args) for label, e in _deployment(spec).executors.items()}
 
 
 def _beam_option(args: list[str], name: str) -> str | None:
@@ -88,11 +110,18 @@ def compiled(tmp_path_factory):
         sets = [a for k, v in overrides.items() for a in ("--set", f"{k}={v}")]
         assert kfp_runner.main(["compile", "--config", str(CONFIG), "--output", str(out), *sets]) == 0
         return _executor_args(out)
+
     image = "europe-docker.pkg.dev/acme-ml/pipelines/taxi-tfx-pipeline:1.4"
     return {
-        "dataflow": compile_with("dataflow", {
-            **DATAFLOW, "image": image, "beam_runners": '{Evaluator = "direct"}',
-            "beam_component_args": '{Transform = ["--machine_type=n1-highmem-8", "--max_num_workers=20"]}'}),
+        "dataflow": compile_with(
+            "dataflow",
+            {
+                **DATAFLOW,
+                "image": image,
+                "beam_runners": '{Evaluator = "direct"}',
+                "beam_component_args": '{Transform = ["--machine_type=n1-highmem-8", "--max_num_workers=20"]}',
+            },
+        ),
         "flink": compile_with("flink", {**FLINK, "image": image}),
     }
 

@@ -23,15 +23,18 @@ def runtime(*args: str, env: dict | None = None, script=SCRIPT) -> subprocess.Co
     return subprocess.run(["bash", str(script), *args], capture_output=True, text=True, env=full_env)
 
 
-@pytest.mark.parametrize("glibc, python, mode", [
-    ("2.36", "3.11", "chroot"),   # Debian 12: TFX 1.21 wheels cannot load
-    ("2.38", "3.13", "chroot"),
-    ("2.39", "3.13", "venv"),
-    ("2.41", "3.10", "venv"),
-    ("2.41", "3.9", "chroot"),    # Python below what the lock supports
-    ("2.41", "3.14", "chroot"),   # Python above what TFX 1.21 supports
-    ("2.41", "", "chroot"),       # no python3 on the host
-])
+@pytest.mark.parametrize(
+    "glibc, python, mode",
+    [
+        ("2.36", "3.11", "chroot"),  # Debian 12: TFX 1.21 wheels cannot load
+        ("2.38", "3.13", "chroot"),
+        ("2.39", "3.13", "venv"),
+        ("2.41", "3.10", "venv"),
+        ("2.41", "3.9", "chroot"),  # Python below what the lock supports
+        ("2.41", "3.14", "chroot"),  # Python above what TFX 1.21 supports
+        ("2.41", "", "chroot"),  # no python3 on the host
+    ],
+)
 def test_mode_follows_glibc_and_python(glibc, python, mode):
     result = runtime("decide", "--glibc", glibc, "--python", python)
     assert result.returncode == 0, result.stderr

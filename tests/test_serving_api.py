@@ -93,16 +93,39 @@ def server(first_run, tmp_path_factory):
     port_file, log_path = root / "ports", root / "server.log"
     with open(log_path, "w") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "serving", "serve", "--model-name", MODEL, "--model-base-path", str(base),
-             "--grpc-port", "0", "--rest-port", "0", "--port-file", str(port_file), "--poll-seconds", "0.5"],
-            cwd=PROJECT_DIR, stdout=log, stderr=subprocess.STDOUT)
+            [
+                sys.executable,
+                "-m",
+                "serving",
+                "serve",
+                "--model-name",
+                MODEL,
+                "--model-base-path",
+                str(base),
+                "--grpc-port",
+                "0",
+                "--rest-port",
+                "0",
+                "--port-file",
+                str(port_file),
+                "--poll-seconds",
+                "0.5",
+            ],
+            cwd=PROJECT_DIR,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     try:
         wait_for(lambda: port_file.exists() or process.poll() is not None, what="the server to listen")
         assert process.poll() is None, log_path.read_text()
         ports = dict(item.split("=") for item in port_file.read_text().split())
         rest = f"http://127.0.0.1:{ports['rest']}"
-        wait_for(lambda: http(f"{rest}/v1/models/{MODEL}")[1].get("model_version_status", [{}])[0].get("state")
-                 == "AVAILABLE", what="the model to load")
+        wait_for(
+            lambda: (
+                http(f"{rest}/v1/models/{MODEL}")[1].get("model_version_status", [{}])[0].get("state") == "AVAILABLE"
+            ),
+            what="the model to load",
+        )
         yield Server(process, base, version, rest, grpc.insecure_channel(f"127.0.0.1:{ports['grpc']}"), log_path)
     finally:
         process.terminate()
@@ -138,13 +161,14 @@ def as_json_features(serialized: bytes) -> dict:
 
 # -- gRPC -------------------------------------------------------------------------------------------
 def test_grpc_status_and_metadata(server):
-    status = server.model_stub.GetModelStatus(get_model_status_pb2.GetModelStatusRequest(
-        model_spec={"name": MODEL}))
+    status = server.model_stub.GetModelStatus(get_model_status_pb2.GetModelStatusRequest(model_spec={"name": MODEL}))
     assert [(s.version, s.state) for s in status.model_version_status] == [
-        (server.version, get_model_status_pb2.ModelVersionStatus.AVAILABLE)]
+        (server.version, get_model_status_pb2.ModelVersionStatus.AVAILABLE)
+    ]
 
-    metadata = server.predict_stub.GetModelMetadata(get_model_metadata_pb2.GetModelMetadataRequest(
-        model_spec={"name": MODEL}, metadata_field=["signature_def"]))
+    metadata = server.predict_stub.GetModelMetadata(
+        get_model_metadata_pb2.GetModelMetadataRequest(model_spec={"name": MODEL}, metadata_field=["signature_def"])
+    )
     signatures = get_model_metadata_pb2.SignatureDefMap()
     metadata.metadata["signature_def"].Unpack(signatures)
     assert {"serving_default", "classification", "transform_features"} <= set(signatures.signature_def)
@@ -183,8 +207,10 @@ def test_grpc_refuses_what_tf_serving_refuses(server, examples):
     stub = server.predict_stub
     unknown = predict_pb2.PredictRequest(model_spec={"name": MODEL, "signature_name": "nope"})
     unknown.inputs["examples"].CopyFrom(tf.make_tensor_proto(examples[:1]))
-    assert code_of(stub.Predict, unknown) == (grpc.StatusCode.FAILED_PRECONDITION,
-                                              'Serving signature key "nope" not found.')  # predict_util.cc:87-91
+    assert code_of(stub.Predict, unknown) == (
+        grpc.StatusCode.FAILED_PRECONDITION,
+        'Serving signature key "nope" not found.',
+    )  # predict_util.cc:87-91
     wrong_dtype = predict_pb2.PredictRequest(model_spec={"name": MODEL})
     wrong_dtype.inputs["examples"].CopyFrom(tf.make_tensor_proto([1.0, 2.0]))
     assert code_of(stub.Predict, wrong_dtype)[0] == grpc.StatusCode.INVALID_ARGUMENT
@@ -227,8 +253,10 @@ def readme_curls() -> list[tuple[str, str | None]]:
     """The taxi model's curl commands in the serving docs: (url, body) with the body read
     from -d @FILE or inline."""
     text = (PROJECT_DIR / "docs" / "serving.md").read_text()
-    commands = [" ".join(line.strip().rstrip("\\") for line in block.splitlines())
-                for block in re.findall(r"^curl .*?(?<!\\)$", text, flags=re.M | re.S)]
+    commands = [
+        " ".join(line.strip().rstrip("\\") for line in block.splitlines())
+        for block in re.findall(r"^curl .*?(?<!\\)$", text, flags=re.M | re.S)
+    ]
     out = []
     for command in commands:
         tokens = shlex.split(command)
@@ -243,7 +271,9 @@ def readme_curls() -> list[tuple[str, str | None]]:
 def serialized_in(body: dict) -> list[bytes]:
     """The tf.Examples a request body carries, in any of the README's three forms."""
     if "examples" in body:
-        return [e.SerializeToString() for e in example_input(parse_body(json.dumps(body).encode())).example_list.examples]
+        return [
+            e.SerializeToString() for e in example_input(parse_body(json.dumps(body).encode())).example_list.examples
+        ]
     values = body["instances"] if "instances" in body else body["inputs"]["examples"]
     return [base64.b64decode(v["b64"]) for v in values]
 
@@ -255,17 +285,23 @@ def test_the_readme_requests_work_as_written(server):
     seen = set()
     for url, body in curls:
         assert url.startswith("http://localhost:8501/v1/models/taxi_tips"), url
-        status, answer = http(url.replace("http://localhost:8501", server.rest),
-                              body.encode() if body is not None else None)
+        status, answer = http(
+            url.replace("http://localhost:8501", server.rest), body.encode() if body is not None else None
+        )
         assert status == 200, (url, answer)
         seen.update(k for k in ("model_version_status", "metadata", "predictions", "outputs", "results") if k in answer)
         if body is None:
             continue
-        expected = model.signatures["serving_default"](
-            examples=tf.constant(serialized_in(json.loads(body))))["probabilities"].numpy()[:, 0]
-        answered = (np.array(answer["predictions"])[:, 0] if "predictions" in answer
-                    else np.array(answer["outputs"])[:, 0] if "outputs" in answer
-                    else np.array([r[1][1] for r in answer["results"]]))
+        expected = model.signatures["serving_default"](examples=tf.constant(serialized_in(json.loads(body))))[
+            "probabilities"
+        ].numpy()[:, 0]
+        answered = (
+            np.array(answer["predictions"])[:, 0]
+            if "predictions" in answer
+            else np.array(answer["outputs"])[:, 0]
+            if "outputs" in answer
+            else np.array([r[1][1] for r in answer["results"]])
+        )
         np.testing.assert_allclose(answered, expected, atol=1e-6)
     assert seen == {"model_version_status", "metadata", "predictions", "outputs", "results"}
 
@@ -274,7 +310,9 @@ def test_the_pushed_model_is_valid_for_tf_serving(server):
     """The pipeline's export passes TF Serving's Predict/Classify rules (serving/signatures.py)."""
     path = str(server.base / str(server.version))
     assert signatures.default_apis(serve_meta_graph(path).signature_def) == {
-        "serving_default": signatures.PREDICT, "classification": signatures.CLASSIFY}
+        "serving_default": signatures.PREDICT,
+        "classification": signatures.CLASSIFY,
+    }
     signatures.check_exported_signatures(path)
 
 
@@ -290,8 +328,9 @@ def test_pushed_warmup_requests_are_replayed_on_load(server):
 def served_version(server) -> int:
     """The AVAILABLE version (the repository unloads the old one once the new one is up)."""
     status = server.model_stub.GetModelStatus(get_model_status_pb2.GetModelStatusRequest(model_spec={"name": MODEL}))
-    available = [s.version for s in status.model_version_status
-                 if s.state == get_model_status_pb2.ModelVersionStatus.AVAILABLE]
+    available = [
+        s.version for s in status.model_version_status if s.state == get_model_status_pb2.ModelVersionStatus.AVAILABLE
+    ]
     assert len(available) == 1, status
     return available[0]
 
@@ -316,8 +355,13 @@ def test_staging_leftovers_new_versions_and_rollback_on_a_live_server(server, tm
     wait_for(lambda: served_version(server) == new, what=f"version {new} to be served")
 
     # `python -m serving rollback`: the previous model comes back as a newer version.
-    proc = subprocess.run([sys.executable, "-m", "serving", "rollback", "--model-base-path", str(base)],
-                          capture_output=True, text=True, cwd=PROJECT_DIR, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "serving", "rollback", "--model-base-path", str(base)],
+        capture_output=True,
+        text=True,
+        cwd=PROJECT_DIR,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     back = layout.latest_version(str(base))
     assert f"version {new} withdrawn; version {server.version} re-published as {back}" in proc.stdout

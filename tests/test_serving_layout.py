@@ -112,8 +112,10 @@ def test_crash_mid_copy_leaves_only_complete_versions_and_the_next_push_cleans_u
 
 def test_rollback_republishes_the_previous_model_as_the_new_highest_version(tmp_path):
     base = str(tmp_path / "m")
-    v = [int(os.path.basename(layout.publish(str(make_model(tmp_path / n, n.encode())), base)[0]))
-         for n in ("a", "b", "c")]
+    v = [
+        int(os.path.basename(layout.publish(str(make_model(tmp_path / n, n.encode())), base)[0]))
+        for n in ("a", "b", "c")
+    ]
     withdrawn, source, new = layout.rollback(base)
     assert (withdrawn, source) == (v[2], v[1])
     assert new > v[2] and layout.latest_version(base) == new  # TF Serving now serves b's files

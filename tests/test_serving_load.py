@@ -38,9 +38,14 @@ def served(tmp_path_factory):
 
 
 def example(v: float, k: int) -> bytes:
-    return tf.train.Example(features=tf.train.Features(feature={
-        "v": tf.train.Feature(float_list=tf.train.FloatList(value=[v])),
-        "k": tf.train.Feature(int64_list=tf.train.Int64List(value=[k]))})).SerializeToString()
+    return tf.train.Example(
+        features=tf.train.Features(
+            feature={
+                "v": tf.train.Feature(float_list=tf.train.FloatList(value=[v])),
+                "k": tf.train.Feature(int64_list=tf.train.Int64List(value=[k])),
+            }
+        )
+    ).SerializeToString()
 
 
 def valid_requests(signatures, rng: random.Random, n: int) -> list[tuple[str, dict, object]]:
@@ -52,37 +57,70 @@ def valid_requests(signatures, rng: random.Random, n: int) -> list[tuple[str, di
             x = np.array([[rng.uniform(-5, 5), rng.uniform(-5, 5)] for _ in range(rng.randint(1, 4))], np.float32)
             s = [rng.choice(["a", "bb", "ccc", ""]) for _ in range(len(x))]
             got = signatures["serving_default"](x=tf.constant(x), s=tf.constant(s))
-            out.append((f"/v1/models/{MODEL}:predict",
-                        {"instances": [{"x": row.tolist(), "s": w} for row, w in zip(x, s)]},
-                        {"predictions": [{"sum": got["sum"][j].numpy(), "length": int(got["length"][j])}
-                                         for j in range(len(x))]}))
+            out.append(
+                (
+                    f"/v1/models/{MODEL}:predict",
+                    {"instances": [{"x": row.tolist(), "s": w} for row, w in zip(x, s)]},
+                    {
+                        "predictions": [
+                            {"sum": got["sum"][j].numpy(), "length": int(got["length"][j])} for j in range(len(x))
+                        ]
+                    },
+                )
+            )
         elif kind == 1:  # columnar, one input
             x = np.array([[rng.uniform(-5, 5), rng.uniform(-5, 5)]], np.float32)
-            out.append((f"/v1/models/{MODEL}:predict", {"signature_name": "single", "inputs": x.tolist()},
-                        {"outputs": signatures["single"](x=tf.constant(x))["doubled"].numpy()}))
+            out.append(
+                (
+                    f"/v1/models/{MODEL}:predict",
+                    {"signature_name": "single", "inputs": x.tolist()},
+                    {"outputs": signatures["single"](x=tf.constant(x))["doubled"].numpy()},
+                )
+            )
         elif kind == 2:  # classify
             v = np.float32(rng.random())
             scores = signatures["classification"](inputs=tf.constant([example(float(v), 1)]))["scores"].numpy()
-            out.append((f"/v1/models/{MODEL}:classify", {"signature_name": "classification", "examples": [{"v": float(v)}]},
-                        {"results": [[["no", scores[0, 0]], ["yes", scores[0, 1]]]]}))
+            out.append(
+                (
+                    f"/v1/models/{MODEL}:classify",
+                    {"signature_name": "classification", "examples": [{"v": float(v)}]},
+                    {"results": [[["no", scores[0, 0]], ["yes", scores[0, 1]]]]},
+                )
+            )
         else:  # regress with a context
             v, k = np.float32(rng.uniform(0, 10)), rng.randint(1, 9)
             value = signatures["regression"](inputs=tf.constant([example(float(v), k)]))["outputs"].numpy()[0]
-            out.append((f"/v1/models/{MODEL}:regress",
-                        {"signature_name": "regression", "context": {"k": k}, "examples": [{"v": float(v)}]},
-                        {"results": [value]}))
+            out.append(
+                (
+                    f"/v1/models/{MODEL}:regress",
+                    {"signature_name": "regression", "context": {"k": k}, "examples": [{"v": float(v)}]},
+                    {"results": [value]},
+                )
+            )
     return out
 
 
 INVALID = [  # (method, path, body, status)
     ("POST", f"/v1/models/{MODEL}:predict", b'{"instances": [', 400),
     ("POST", f"/v1/models/{MODEL}:predict", b'{"inputs": {"x": [[1, 2]], "s": [{"b64": "@@"}]}}', 400),
-    ("POST", f"/v1/models/{MODEL}:regress",
-     b'{"signature_name": "regression", "examples": [{"v": 1.0, "k": 18446744073709551615}]}', 400),
-    ("POST", f"/v1/models/{MODEL}:regress",
-     b'{"signature_name": "regression", "examples": [{"v": 1.0, "k": 1e400}]}', 400),
-    ("POST", f"/v1/models/{MODEL}:regress",
-     b'{"signature_name": "regression", "examples": [{"v": 1.0, "k": 123456789012345678901234567890}]}', 400),
+    (
+        "POST",
+        f"/v1/models/{MODEL}:regress",
+        b'{"signature_name": "regression", "examples": [{"v": 1.0, "k": 18446744073709551615}]}',
+        400,
+    ),
+    (
+        "POST",
+        f"/v1/models/{MODEL}:regress",
+        b'{"signature_name": "regression", "examples": [{"v": 1.0, "k": 1e400}]}',
+        400,
+    ),
+    (
+        "POST",
+        f"/v1/models/{MODEL}:regress",
+        b'{"signature_name": "regression", "examples": [{"v": 1.0, "k": 123456789012345678901234567890}]}',
+        400,
+    ),
     ("POST", f"/v1/models/{MODEL}:classify", b'{"signature_name": "classify_examples", "examples": [{"v": 1.0}]}', 400),
     ("POST", "/v1/models/other:predict", b'{"instances": [1]}', 404),
     ("POST", f"/v1/models/{MODEL}/versions/3:predict", b'{"instances": [1]}', 404),
@@ -96,11 +134,17 @@ INVALID = [  # (method, path, body, status)
 def same(answer, expected) -> bool:
     """JSON answer == expected, floats compared as float32 (what TF Serving's JSON round-trips)."""
     if isinstance(expected, dict):
-        return isinstance(answer, dict) and answer.keys() == expected.keys() and all(
-            same(answer[k], expected[k]) for k in expected)
+        return (
+            isinstance(answer, dict)
+            and answer.keys() == expected.keys()
+            and all(same(answer[k], expected[k]) for k in expected)
+        )
     if isinstance(expected, (list, np.ndarray)) and np.ndim(expected) > 0:
-        return isinstance(answer, list) and len(answer) == len(expected) and all(
-            same(a, e) for a, e in zip(answer, expected))
+        return (
+            isinstance(answer, list)
+            and len(answer) == len(expected)
+            and all(same(a, e) for a, e in zip(answer, expected))
+        )
     if isinstance(expected, str):
         return answer == expected
     if isinstance(expected, (float, np.floating)):
@@ -129,8 +173,12 @@ def test_concurrent_clients_get_exact_answers_and_tf_serving_errors(served):
                     response = conn.getresponse()
                     data = response.read()
                     kind = "invalid"
-                    ok = (response.status == want and response.getheader("Content-Type") == "application/json"
-                          and isinstance(json.loads(data).get("error"), str) and json.loads(data)["error"])
+                    ok = (
+                        response.status == want
+                        and response.getheader("Content-Type") == "application/json"
+                        and isinstance(json.loads(data).get("error"), str)
+                        and json.loads(data)["error"]
+                    )
                 else:
                     path, body, expected = local.choice(pool)
                     conn.request("POST", path, body=json.dumps(body))
@@ -166,8 +214,9 @@ def test_concurrent_clients_get_exact_answers_and_tf_serving_errors(served):
                     if not ok:
                         problems.append(f"grpc valid={valid} wrong answer")
 
-    threads = [threading.Thread(target=grpc_client if i < GRPC_CLIENTS else http_client, args=(i,))
-               for i in range(CLIENTS)]
+    threads = [
+        threading.Thread(target=grpc_client if i < GRPC_CLIENTS else http_client, args=(i,)) for i in range(CLIENTS)
+    ]
     started = time.monotonic()
     for t in threads:
         t.start()
@@ -178,6 +227,8 @@ def test_concurrent_clients_get_exact_answers_and_tf_serving_errors(served):
     assert not problems, problems[:10]
     assert sum(counts.values()) == CLIENTS * PER_CLIENT
     assert counts["valid"] > 1000 and counts["invalid"] > 300 and counts["grpc"] == GRPC_CLIENTS * PER_CLIENT
-    print(f"{sum(counts.values())} requests from {CLIENTS} clients in {elapsed:.1f} s "
-          f"({sum(counts.values()) / elapsed:.0f}/s): {counts}")
+    print(
+        f"{sum(counts.values())} requests from {CLIENTS} clients in {elapsed:.1f} s "
+        f"({sum(counts.values()) / elapsed:.0f}/s): {counts}"
+    )
     assert server.process.poll() is None  # the server is still up

@@ -6,7 +6,6 @@ from __future__ import annotations
 import pytest
 
 from pipeline.config import ConfigError, glob_pattern, has_spans, load_config
-
 from tests.taxi_sample import PROJECT_DIR, TAXI_TOML
 
 
@@ -35,10 +34,10 @@ def test_window_takes_the_last_spans_present_up_to_the_selected_one():
 
     spans = {s: [f"f{s}"] for s in (1, 2, 4, 5, 9)}
     assert window_of(spans, 9, 3) == ([4, 5, 9], 5)
-    assert window_of(spans, 5, 3) == ([2, 4, 5], 4)      # a named older span: nothing newer
+    assert window_of(spans, 5, 3) == ([2, 4, 5], 4)  # a named older span: nothing newer
     assert window_of(spans, 2, 5) == ([1, 2], 1)
-    assert window_of(spans, 1, 1) == ([1], None)          # the first span has no previous one
-    assert window_of(spans, 4, 1) == ([4], 2)             # the previous span is read even outside the window
+    assert window_of(spans, 1, 1) == ([1], None)  # the first span has no previous one
+    assert window_of(spans, 4, 1) == ([4], 2)  # the previous span is read even outside the window
     with pytest.raises(ExampleGenError, match=r"span 3 has no input files \(spans present: \[1, 2, 4, 5, 9\]\)"):
         window_of(spans, 3, 2)
 
@@ -56,8 +55,11 @@ def test_window_config_travels_through_exec_properties():
 def test_span_patterns_in_the_configuration():
     assert has_spans("{YYYY}-{MM}-{DD}/*") and has_spans("span-{SPAN:4}/*") and not has_spans("*.gz")
     assert glob_pattern("span-{SPAN:4}/v{VERSION}/*") == "span-*/v*/*"
-    cfg = load_config(TAXI_TOML, overrides={"input_pattern": "{YYYY}{MM}{DD}/*", "window_spans": "3", "span": "20400"},
-                      base_dir=PROJECT_DIR)
+    cfg = load_config(
+        TAXI_TOML,
+        overrides={"input_pattern": "{YYYY}{MM}{DD}/*", "window_spans": "3", "span": "20400"},
+        base_dir=PROJECT_DIR,
+    )
     assert (cfg.window_spans, cfg.span) == (3, 20400)
     with pytest.raises(ConfigError, match=r"^input_pattern: span and window_spans need a pattern"):
         load_config(TAXI_TOML, overrides={"window_spans": "2"}, base_dir=PROJECT_DIR)
@@ -89,17 +91,34 @@ def _schema():
 def test_drift_measures_are_tfdvs_and_name_the_features():
     from components.drift import JENSEN_SHANNON, L_INFINITY, compare, describe
 
-    before = _stats({"kind": ["a"] * 50 + ["b"] * 50, "miles": [float(i % 10) for i in range(100)],
-                     "stamp": [float(i) for i in range(100)]})
-    same = _stats({"kind": ["a"] * 48 + ["b"] * 52, "miles": [float(i % 10) for i in range(100)],
-                   "stamp": [float(i + 1000) for i in range(100)]})
-    moved = _stats({"kind": ["a"] * 90 + ["b"] * 10, "miles": [float(i % 10) * 5 + 40 for i in range(100)],
-                    "stamp": [float(i) for i in range(100)]})
+    before = _stats(
+        {
+            "kind": ["a"] * 50 + ["b"] * 50,
+            "miles": [float(i % 10) for i in range(100)],
+            "stamp": [float(i) for i in range(100)],
+        }
+    )
+    same = _stats(
+        {
+            "kind": ["a"] * 48 + ["b"] * 52,
+            "miles": [float(i % 10) for i in range(100)],
+            "stamp": [float(i + 1000) for i in range(100)],
+        }
+    )
+    moved = _stats(
+        {
+            "kind": ["a"] * 90 + ["b"] * 10,
+            "miles": [float(i % 10) * 5 + 40 for i in range(100)],
+            "stamp": [float(i) for i in range(100)],
+        }
+    )
     features = ["kind", "miles"]  # "stamp" is not a model feature: never compared
 
     rows = compare(same, before, _schema(), features, 0.1, 0.1, {})
     assert [(r["feature"], r["measure"], r["drifted"]) for r in rows] == [
-        ("kind", L_INFINITY, False), ("miles", JENSEN_SHANNON, False)]
+        ("kind", L_INFINITY, False),
+        ("miles", JENSEN_SHANNON, False),
+    ]
     assert rows[0]["value"] == pytest.approx(0.02)  # max |0.48 - 0.50|, |0.52 - 0.50|
 
     rows = compare(moved, before, _schema(), features, 0.1, 0.1, {})

@@ -32,10 +32,13 @@ SLOPES = {  # task -> (candidate, baseline): the models' one parameter
     "regression": (1.5, 2.0),  # the truth is 2x + 1: the candidate is the worse model
 }
 # Gates per task (binary: none configured, so the task's defaults).
-MULTICLASS_GATES = dict(thresholds={"accuracy": {"min": 0.4}, "log_loss": {"max": 0.5}},
-                        max_drop={"accuracy": 0.0, "log_loss": 0.0})
-REGRESSION_GATES = dict(thresholds={"r2": {"min": 0.5}, "mean_absolute_error": {"max": 2.0}},
-                        max_drop={"root_mean_squared_error": 0.05, "r2": 0.5})
+MULTICLASS_GATES = dict(
+    thresholds={"accuracy": {"min": 0.4}, "log_loss": {"max": 0.5}}, max_drop={"accuracy": 0.0, "log_loss": 0.0}
+)
+REGRESSION_GATES = dict(
+    thresholds={"r2": {"min": 0.5}, "mean_absolute_error": {"max": 2.0}},
+    max_drop={"root_mean_squared_error": 0.05, "r2": 0.5},
+)
 
 
 def _data(task: str, seed: int = 0):
@@ -73,18 +76,31 @@ def _predict(task: str, slope: float, x):
 def _write_examples(path, x, group, y) -> None:
     with tf.io.TFRecordWriter(str(path)) as w:
         for xi, gi, yi in zip(x, group, y):
-            label = (tf.train.Feature(float_list=tf.train.FloatList(value=[yi])) if y.dtype == np.float32
-                     else tf.train.Feature(int64_list=tf.train.Int64List(value=[yi])))
-            w.write(tf.train.Example(features=tf.train.Features(feature={
-                "x": tf.train.Feature(float_list=tf.train.FloatList(value=[xi])),
-                "g": tf.train.Feature(bytes_list=tf.train.BytesList(value=[gi.encode()])),
-                "y": label})).SerializeToString())
+            label = (
+                tf.train.Feature(float_list=tf.train.FloatList(value=[yi]))
+                if y.dtype == np.float32
+                else tf.train.Feature(int64_list=tf.train.Int64List(value=[yi]))
+            )
+            w.write(
+                tf.train.Example(
+                    features=tf.train.Features(
+                        feature={
+                            "x": tf.train.Feature(float_list=tf.train.FloatList(value=[xi])),
+                            "g": tf.train.Feature(bytes_list=tf.train.BytesList(value=[gi.encode()])),
+                            "y": label,
+                        }
+                    )
+                ).SerializeToString()
+            )
 
 
 def _save_model(path, task: str, slope: float) -> None:
     label_type = tf.float32 if task == "regression" else tf.int64
-    raw_spec = {"x": tf.io.FixedLenFeature([], tf.float32), "g": tf.io.FixedLenFeature([], tf.string),
-                "y": tf.io.FixedLenFeature([], label_type)}
+    raw_spec = {
+        "x": tf.io.FixedLenFeature([], tf.float32),
+        "g": tf.io.FixedLenFeature([], tf.string),
+        "y": tf.io.FixedLenFeature([], label_type),
+    }
     serving_spec = {k: v for k, v in raw_spec.items() if k != "y"}
     module = tf.Module()
     module.slope = tf.Variable(slope)
@@ -116,8 +132,13 @@ def _plan(task: str) -> Plan:
 
 def _cfg(thresholds=None, max_drop=None):
     """The settings eval_config reads (the lead's PipelineConfig has these fields)."""
-    return SimpleNamespace(slicing_features=["g"], slicing_crosses=[], fairness_thresholds=[0.25, 0.5, 0.75],
-                           thresholds=thresholds or {}, max_drop=max_drop or {})
+    return SimpleNamespace(
+        slicing_features=["g"],
+        slicing_crosses=[],
+        fairness_thresholds=[0.25, 0.5, 0.75],
+        thresholds=thresholds or {},
+        max_drop=max_drop or {},
+    )
 
 
 @dataclass
@@ -150,16 +171,26 @@ def _evaluate_all(tmp) -> dict[str, Run]:
             for name, slope in zip(("candidate", "baseline"), SLOPES[task]):
                 _save_model(folder / name, task, slope)
             config = tfma.utils.update_eval_config_with_defaults(
-                evaluation.eval_config(_cfg(**task_gates), _plan(task)), has_baseline=True, rubber_stamp=True)
-            models = [tfma.default_eval_shared_model(eval_saved_model_path=str(folder / name), model_name=name,
-                                                     eval_config=config) for name in ("candidate", "baseline")]
+                evaluation.eval_config(_cfg(**task_gates), _plan(task)), has_baseline=True, rubber_stamp=True
+            )
+            models = [
+                tfma.default_eval_shared_model(
+                    eval_saved_model_path=str(folder / name), model_name=name, eval_config=config
+                )
+                for name in ("candidate", "baseline")
+            ]
             runs[task] = Run(task, str(folder / "evaluation"), x, group, y)
-            source = tf_example_record.TFExampleRecord(file_pattern=str(data),
-                                                       raw_record_column_name=tfma.ARROW_INPUT_COLUMN)
-            _ = (pipeline
-                 | f"Read[{task}]" >> source.BeamSource()
-                 | f"Evaluate[{task}]" >> tfma.ExtractEvaluateAndWriteResults(
-                     eval_config=config, eval_shared_model=models, output_path=runs[task].output))
+            source = tf_example_record.TFExampleRecord(
+                file_pattern=str(data), raw_record_column_name=tfma.ARROW_INPUT_COLUMN
+            )
+            _ = (
+                pipeline
+                | f"Read[{task}]" >> source.BeamSource()
+                | f"Evaluate[{task}]"
+                >> tfma.ExtractEvaluateAndWriteResults(
+                    eval_config=config, eval_shared_model=models, output_path=runs[task].output
+                )
+            )
     return runs
 
 
@@ -189,8 +220,9 @@ def _metrics(run: Run, model: str = "candidate") -> dict:
 
     out = {}
     for key, metrics in tfma.load_eval_result(run.output, model_name=model).slicing_metrics:
-        out[tuple(key)] = {(sub, name): v.get("doubleValue") for sub, named in metrics[""].items()
-                           for name, v in named.items()}
+        out[tuple(key)] = {
+            (sub, name): v.get("doubleValue") for sub, named in metrics[""].items() for name, v in named.items()
+        }
     return out
 
 
@@ -200,6 +232,7 @@ def _rows(run: Run, slice_key: tuple):
 
 
 # --- multiclass ---------------------------------------------------------------------------
+
 
 def test_multiclass_metrics_match_scikit_learn_on_every_slice(multiclass_run):
     from sklearn.metrics import log_loss, precision_score, recall_score
@@ -220,16 +253,20 @@ def test_multiclass_metrics_match_scikit_learn_on_every_slice(multiclass_run):
             for c in range(3):
                 for name, expected in (("precision", precision[c]), ("recall", recall[c])):
                     value = got.get((f"classId:{c}", name))
-                    assert (value is None or math.isnan(value)) if math.isnan(expected) else \
-                        value == pytest.approx(expected, abs=1e-9), (slice_key, name, c)
+                    assert (
+                        (value is None or math.isnan(value))
+                        if math.isnan(expected)
+                        else value == pytest.approx(expected, abs=1e-9)
+                    ), (slice_key, name, c)
 
 
 def test_multiclass_gates(multiclass_run):
     import tensorflow_model_analysis as tfma
 
     validation = tfma.load_validation_result(multiclass_run.output)
-    failed = {(f.metric_key.name, f.metric_key.is_diff)
-              for s in validation.metric_validations_per_slice for f in s.failures}
+    failed = {
+        (f.metric_key.name, f.metric_key.is_diff) for s in validation.metric_validations_per_slice for f in s.failures
+    }
     # accuracy >= 0.4 and no worse than the baseline: met; log_loss <= 0.5: not met; log
     # loss no higher than the baseline's: met (the candidate is the sharper, better model).
     assert failed == {("log_loss", False)}
@@ -238,6 +275,7 @@ def test_multiclass_gates(multiclass_run):
 
 
 # --- regression ---------------------------------------------------------------------------
+
 
 def test_regression_metrics_match_numpy_on_every_slice(regression_run):
     for model, slope in zip(("candidate", "baseline"), SLOPES["regression"]):
@@ -256,8 +294,9 @@ def test_regression_gates_compare_with_the_baseline_in_the_metrics_direction(reg
     import tensorflow_model_analysis as tfma
 
     validation = tfma.load_validation_result(regression_run.output)
-    failed = {(f.metric_key.name, f.metric_key.is_diff)
-              for s in validation.metric_validations_per_slice for f in s.failures}
+    failed = {
+        (f.metric_key.name, f.metric_key.is_diff) for s in validation.metric_validations_per_slice for f in s.failures
+    }
     # The candidate (1.5x + 1) is worse than the baseline (2x + 1, the truth): its RMSE rose by
     # more than 0.05 (lower is better) -> fails; its r2 fell, by less than 0.5 -> passes; the
     # absolute bounds (r2 >= 0.5, MAE <= 2) pass.
@@ -281,7 +320,9 @@ def test_residual_plot_bins_hold_the_slice_residuals(regression_run):
         inside = (p >= b["lowerThresholdInclusive"]) & (p < b["upperThresholdExclusive"])
         assert inside.sum() == b["numWeightedExamples"]
         assert b["totalWeightedRefinedPrediction"] == pytest.approx(p[inside].sum(), rel=1e-5, abs=1e-4)
-        assert abs(b["numWeightedExamples"] - N / regression_metrics.PLOT_BINS) <= 0.5 * N / regression_metrics.PLOT_BINS
+        assert (
+            abs(b["numWeightedExamples"] - N / regression_metrics.PLOT_BINS) <= 0.5 * N / regression_metrics.PLOT_BINS
+        )
 
 
 def test_r2_summary_is_weighted_and_does_not_depend_on_how_rows_are_split():
@@ -312,8 +353,9 @@ def test_r2_summary_is_weighted_and_does_not_depend_on_how_rows_are_split():
     one, many = summary(y, p, np.arange(3000), 1), summary(y, p, rng.permutation(3000), 7)
     assert one.shift == many.shift and one.buckets.keys() == many.buckets.keys()
     bins, other_bins = one.plot().buckets, many.plot().buckets
-    assert [(b.lower_threshold_inclusive, b.upper_threshold_exclusive) for b in bins] == \
-        [(b.lower_threshold_inclusive, b.upper_threshold_exclusive) for b in other_bins]
+    assert [(b.lower_threshold_inclusive, b.upper_threshold_exclusive) for b in bins] == [
+        (b.lower_threshold_inclusive, b.upper_threshold_exclusive) for b in other_bins
+    ]
     assert len(bins) >= regression_metrics.PLOT_BINS - 2  # the bulk is not lumped into one bin
     constant = regression_metrics._Summary()
     for _ in range(3):
@@ -322,6 +364,7 @@ def test_r2_summary_is_weighted_and_does_not_depend_on_how_rows_are_split():
 
 
 # --- binary -------------------------------------------------------------------------------
+
 
 def test_binary_keeps_its_metrics_and_default_gates(binary_run):
     from sklearn.metrics import roc_auc_score
@@ -341,6 +384,7 @@ def test_binary_keeps_its_metrics_and_default_gates(binary_run):
 
 
 # --- configuration ------------------------------------------------------------------------
+
 
 def test_every_gate_name_is_a_metric_the_task_computes():
     for task, names in gates.METRICS.items():
@@ -365,13 +409,16 @@ def test_change_thresholds_follow_the_metric_direction():
     assert (t.value_threshold.lower_bound.value, t.value_threshold.upper_bound.value) == (0.1, 0.9)
 
 
-@pytest.mark.parametrize("thresholds, max_drop, field_name", [
-    ({"auc": {"min": 0.7}}, {}, "thresholds.auc"),                # binary gate on a regression model
-    ({"r2": {"least": 0.7}}, {}, "thresholds.r2"),
-    ({"r2": {"min": 0.9, "max": 0.1}}, {}, "thresholds.r2"),
-    ({}, {"r2": -0.1}, "max_drop.r2"),
-    ({}, {"accuracy": 0.1}, "max_drop.accuracy"),
-])
+@pytest.mark.parametrize(
+    "thresholds, max_drop, field_name",
+    [
+        ({"auc": {"min": 0.7}}, {}, "thresholds.auc"),  # binary gate on a regression model
+        ({"r2": {"least": 0.7}}, {}, "thresholds.r2"),
+        ({"r2": {"min": 0.9, "max": 0.1}}, {}, "thresholds.r2"),
+        ({}, {"r2": -0.1}, "max_drop.r2"),
+        ({}, {"accuracy": 0.1}, "max_drop.accuracy"),
+    ],
+)
 def test_bad_gates_name_the_field(thresholds, max_drop, field_name):
     with pytest.raises(gates.GateError, match=re.escape(field_name)):
         evaluation.eval_config(_cfg(thresholds, max_drop), _plan("regression"))
@@ -384,12 +431,14 @@ def test_a_first_run_with_only_max_drop_gates_still_has_a_value_gate():
 
 
 def test_describe_says_which_way_each_gate_goes():
-    text = gates.describe("regression", *gates.gates_for("regression", {"r2": {"min": 0.6}},
-                                                        {"root_mean_squared_error": 0.1}))
+    text = gates.describe(
+        "regression", *gates.gates_for("regression", {"r2": {"min": 0.6}}, {"root_mean_squared_error": 0.1})
+    )
     assert text == "example_count >= 1; r2 >= 0.6; root_mean_squared_error rise <= 0.1 vs the last blessed model"
 
 
 # --- the slice report -----------------------------------------------------------------------
+
 
 def _report(run: Run, tmp_path):
     from reporting.model import load_report
@@ -429,8 +478,9 @@ def test_multiclass_report(multiclass_run, tmp_path):
     assert "id='classes'" in html and "Confusion matrix" in html
     # Slices flagged: those outside a gate's bound (log_loss above 0.5, accuracy below 0.4), per TFMA.
     by_slice = _metrics(multiclass_run)
-    expected = {f"g={k[0][1]}" for k, m in by_slice.items()
-                if k and (m[("", "log_loss")] > 0.5 or m[("", "accuracy")] < 0.4)}
+    expected = {
+        f"g={k[0][1]}" for k, m in by_slice.items() if k and (m[("", "log_loss")] > 0.5 or m[("", "accuracy")] < 0.4)
+    }
     assert expected and _flagged(html) == expected
     assert all("above threshold" in r.flags for r in report.specs["g"] if r.name in expected)
 
@@ -447,8 +497,11 @@ def test_regression_report(regression_run, tmp_path):
     assert "root_mean_squared_error change vs baseline = +" in " ".join(report.failures)
     assert "needs change <= +0.0500 [Overall]" in " ".join(report.failures)
     # Slices flagged in the HTML: exactly those whose RMSE rose by more than 0.05 (per TFMA).
-    expected = {f"g={k[0][1]}" for k in candidate if k and
-                candidate[k][("", "root_mean_squared_error")] - baseline[k][("", "root_mean_squared_error")] > 0.05}
+    expected = {
+        f"g={k[0][1]}"
+        for k in candidate
+        if k and candidate[k][("", "root_mean_squared_error")] - baseline[k][("", "root_mean_squared_error")] > 0.05
+    }
     assert expected and _flagged(html) == expected
     # The residual plot: per bin, mean label - mean prediction of the rows in it.
     x, y = _rows(regression_run, ())
@@ -459,8 +512,9 @@ def test_regression_report(regression_run, tmp_path):
         assert b.mean_residual == pytest.approx(np.mean(y[inside] - p[inside]), rel=1e-4, abs=1e-5)
     assert "Residuals" in html and "**Worst slices by root_mean_squared_error**" in md
     worst = report.worst_slices()
-    assert [r.values["root_mean_squared_error"] for r in worst] == \
-        sorted((r.values["root_mean_squared_error"] for r in worst), reverse=True)  # worst = highest error
+    assert [r.values["root_mean_squared_error"] for r in worst] == sorted(
+        (r.values["root_mean_squared_error"] for r in worst), reverse=True
+    )  # worst = highest error
 
 
 def test_binary_report(binary_run, tmp_path):
@@ -487,13 +541,24 @@ def test_report_renders_offline_in_headless_chromium(task, request, tmp_path):
     assert not errors, errors
 
 
-@pytest.mark.parametrize("task, gates_line, first", [
-    ("multiclass", "example_count >= 1; accuracy >= 0.4; log_loss <= 0.5; accuracy drop <= 0 vs the last blessed model; "
-                   "log_loss rise <= 0 vs the last blessed model", "accuracy"),
-    ("regression", "example_count >= 1; mean_absolute_error <= 2; r2 >= 0.5; root_mean_squared_error rise <= 0.05 vs the last "
-                   "blessed model; r2 drop <= 0.5 vs the last blessed model", "r2"),
-    ("binary", "example_count >= 1; auc >= 0.5; auc drop <= 0.01 vs the last blessed model", "auc"),
-])
+@pytest.mark.parametrize(
+    "task, gates_line, first",
+    [
+        (
+            "multiclass",
+            "example_count >= 1; accuracy >= 0.4; log_loss <= 0.5; accuracy drop <= 0 vs the last blessed model; "
+            "log_loss rise <= 0 vs the last blessed model",
+            "accuracy",
+        ),
+        (
+            "regression",
+            "example_count >= 1; mean_absolute_error <= 2; r2 >= 0.5; root_mean_squared_error rise <= 0.05 vs the last "
+            "blessed model; r2 drop <= 0.5 vs the last blessed model",
+            "r2",
+        ),
+        ("binary", "example_count >= 1; auc >= 0.5; auc drop <= 0.01 vs the last blessed model", "auc"),
+    ],
+)
 def test_run_summary_names_the_task_its_gates_and_headline(task, gates_line, first, request, caplog):
     """What `make run` prints at the end, from the evaluation as read_run_result reads it."""
     import logging
@@ -506,8 +571,9 @@ def test_run_summary_names_the_task_its_gates_and_headline(task, gates_line, fir
 
     run = request.getfixturevalue(f"{task}_run")
     validation = tfma.load_validation_result(run.output)
-    result = RunResult(blessed=validation.validation_ok, evaluation_uri=run.output,
-                       failures=describe_failures(validation))
+    result = RunResult(
+        blessed=validation.validation_ok, evaluation_uri=run.output, failures=describe_failures(validation)
+    )
     result.overall, result.baseline_overall = overall_metrics(run.output)
     result.task, result.gates = judged_by(run.output)
     assert (result.task, result.gates) == (task, gates_line)

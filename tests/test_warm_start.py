@@ -12,11 +12,20 @@ HIDDEN = (8, 4)
 
 
 def _plan() -> Plan:
-    return Plan(task="binary", label="y", label_dtype="int", classes=["0", "1"], positive_class="1",
-                features=[Feature("x", "x_xf", "numeric", "float", False),
-                          Feature("s", "s_xf", "string_vocabulary", "string", False),
-                          Feature("b", "b_xf", "bucketized", "float", False)],
-                quantile_buckets=4, oov_buckets=1)
+    return Plan(
+        task="binary",
+        label="y",
+        label_dtype="int",
+        classes=["0", "1"],
+        positive_class="1",
+        features=[
+            Feature("x", "x_xf", "numeric", "float", False),
+            Feature("s", "s_xf", "string_vocabulary", "string", False),
+            Feature("b", "b_xf", "bucketized", "float", False),
+        ],
+        quantile_buckets=4,
+        oov_buckets=1,
+    )
 
 
 def _inputs(plan: Plan, vocab: list[str], boundaries: list[float]) -> dict:
@@ -24,8 +33,13 @@ def _inputs(plan: Plan, vocab: list[str], boundaries: list[float]) -> dict:
 
     data = json.loads(plan.to_json())
     data.pop("notes")
-    return {"plan": data, "hidden_units": list(HIDDEN), "sizes": [["s_xf", len(vocab) + 1], ["b_xf", 5]],
-            "vocabularies": {"s_xf": vocab}, "boundaries": {"b_xf": boundaries}}
+    return {
+        "plan": data,
+        "hidden_units": list(HIDDEN),
+        "sizes": [["s_xf", len(vocab) + 1], ["b_xf", 5]],
+        "vocabularies": {"s_xf": vocab},
+        "boundaries": {"b_xf": boundaries},
+    }
 
 
 def test_weights_come_back_with_each_vocabulary_row_following_its_value(tmp_path):
@@ -51,21 +65,27 @@ def test_weights_come_back_with_each_vocabulary_row_following_its_value(tmp_path
     old_row = {t: old_kernel[deep + i] for i, t in enumerate(["a", "b", "c"])}
     for i, token in enumerate(["c", "a", "b"]):
         np.testing.assert_array_equal(kernel[deep + [0, 1, 3][i]], old_row[token])
-    np.testing.assert_array_equal(kernel[deep + 2], fresh[deep + 2])        # "d": its fresh weights
-    np.testing.assert_array_equal(kernel[deep + 4], old_kernel[deep + 3])   # the OOV id
-    np.testing.assert_array_equal(kernel[deep + 5:], old_kernel[deep + 4:])  # the buckets, as they were
+    np.testing.assert_array_equal(kernel[deep + 2], fresh[deep + 2])  # "d": its fresh weights
+    np.testing.assert_array_equal(kernel[deep + 4], old_kernel[deep + 3])  # the OOV id
+    np.testing.assert_array_equal(kernel[deep + 5 :], old_kernel[deep + 4 :])  # the buckets, as they were
     for old_layer, layer in zip(old.layers[:-1], model.layers[:-1]):
         for a, b in zip(old_layer.get_weights(), layer.get_weights()):
             np.testing.assert_array_equal(a, b)
 
 
-@pytest.mark.parametrize("change, reason", [
-    (lambda i: i["boundaries"].update(b_xf=[1.0, 2.5, 3.0]), "the bucket boundaries of b_xf moved by 25% of their range"),
-    (lambda i: i.update(hidden_units=[16, 4]), "hidden_units changed ([8, 4] -> [16, 4])"),
-    (lambda i: i["plan"]["features"][1].update(role="integer_categorical"), "the features or their roles changed"),
-    (lambda i: i["plan"].update(task="regression"), "the task changed ('binary' -> 'regression')"),
-    (lambda i: i.update(boundaries=None), "the bucket boundaries cannot be read"),
-])
+@pytest.mark.parametrize(
+    "change, reason",
+    [
+        (
+            lambda i: i["boundaries"].update(b_xf=[1.0, 2.5, 3.0]),
+            "the bucket boundaries of b_xf moved by 25% of their range",
+        ),
+        (lambda i: i.update(hidden_units=[16, 4]), "hidden_units changed ([8, 4] -> [16, 4])"),
+        (lambda i: i["plan"]["features"][1].update(role="integer_categorical"), "the features or their roles changed"),
+        (lambda i: i["plan"].update(task="regression"), "the task changed ('binary' -> 'regression')"),
+        (lambda i: i.update(boundaries=None), "the bucket boundaries cannot be read"),
+    ],
+)
 def test_changed_inputs_refuse_the_warm_start_saying_why(change, reason):
     from modeling.warm_start import refusal
 
@@ -84,4 +104,6 @@ def test_no_saved_weights_is_a_cold_start(tmp_path):
     model = build_keras_model(plan, dict(inputs["sizes"]), hidden_units=HIDDEN)
     assert warm_start.load(model, None, plan, inputs, 0.1) == (False, "no blessed model yet")
     assert warm_start.load(model, str(tmp_path), plan, inputs, 0.1) == (
-        False, f"the last blessed model {tmp_path} has no saved weights")
+        False,
+        f"the last blessed model {tmp_path} has no saved weights",
+    )
