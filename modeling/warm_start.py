@@ -165,40 +165,29 @@ def load(
 
 
 def transfer(old_model: tf.keras.Model, model: tf.keras.Model, old_inputs: dict, new_inputs: dict) -> int:
-    """Copies every weight; the head's one-hot rows follow their tokens. Returns how many
-    vocabulary values the old model never saw."""
-    head = (
-        model.layers[-1]
-        if model.layers[-1].weights
-        else next(layer for layer in reversed(model.layers) if layer.name in ("probabilities", "standardized"))
-    )
+    """Copies every weight; each category's wide weights (the Embedding `wide_<key>` of
+    modeling/network.py, a row per id) follow their vocabulary values. Returns how many
+    vocabulary values the old model never saw (their rows keep the new model's start)."""
+    unseen = 0
     for old_layer, layer in zip(old_model.layers, model.layers):
         if not layer.weights:
             continue
-        if layer.name != head.name:
+        if not layer.name.startswith("wide_"):
             layer.set_weights(old_layer.get_weights())
             continue
-        kernel, bias = layer.get_weights()
-        old_kernel, old_bias = old_layer.get_weights()
-        new_sizes, old_sizes = dict(new_inputs["sizes"]), dict(old_inputs["sizes"])
-        deep = kernel.shape[0] - sum(new_sizes.values())
-        kernel[:deep] = old_kernel[:deep]
-        new_at, old_at, unseen = deep, old_kernel.shape[0] - sum(old_sizes.values()), 0
-        for key, n in new_inputs["sizes"]:
-            if key in new_inputs["vocabularies"]:
-                old_vocab = {t: i for i, t in enumerate(old_inputs["vocabularies"][key])}
-                vocab = new_inputs["vocabularies"][key]
-                for i, token in enumerate(vocab):
-                    if token in old_vocab:
-                        kernel[new_at + i] = old_kernel[old_at + old_vocab[token]]
-                    else:
-                        unseen += 1
-                oov = n - len(vocab)  # the out-of-vocabulary ids follow the vocabulary
-                kernel[new_at + len(vocab) : new_at + n] = old_kernel[
-                    old_at + old_sizes[key] - oov : old_at + old_sizes[key]
-                ]
-            else:
-                kernel[new_at : new_at + n] = old_kernel[old_at : old_at + n]
-            new_at, old_at = new_at + n, old_at + old_sizes[key]
-        layer.set_weights([kernel, old_bias if old_bias.shape == bias.shape else bias])
+        key = layer.name[len("wide_") :]
+        (table,), (old_table,) = layer.get_weights(), old_layer.get_weights()
+        if key in new_inputs["vocabularies"]:
+            old_vocab = {t: i for i, t in enumerate(old_inputs["vocabularies"][key])}
+            vocab = new_inputs["vocabularies"][key]
+            for i, token in enumerate(vocab):
+                if token in old_vocab:
+                    table[i] = old_table[old_vocab[token]]
+                else:
+                    unseen += 1
+            oov = table.shape[0] - len(vocab)  # the out-of-vocabulary ids follow the vocabulary
+            table[len(vocab) :] = old_table[old_table.shape[0] - oov :]
+        else:
+            table[:] = old_table
+        layer.set_weights([table])
     return unseen

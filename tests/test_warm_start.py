@@ -1,5 +1,5 @@
-"""Warm start's units: a real Keras weights file saved and loaded back, the head's one-hot
-rows following their vocabulary values, and the refusals (modeling/warm_start.py)."""
+"""Warm start's units: a real Keras weights file saved and loaded back, each category's wide
+weights following their vocabulary values, and the refusals (modeling/warm_start.py)."""
 
 from __future__ import annotations
 
@@ -49,28 +49,29 @@ def test_weights_come_back_with_each_vocabulary_row_following_its_value(tmp_path
     plan = _plan()
     old_inputs = _inputs(plan, ["a", "b", "c"], [1.0, 2.0, 3.0])
     old = build_keras_model(plan, dict(old_inputs["sizes"]), hidden_units=HIDDEN)
+    rng = np.random.default_rng(0)  # as if trained: every weight distinct (the wide part starts at 0)
+    for layer in old.layers:
+        layer.set_weights([rng.normal(size=w.shape).astype(w.dtype) for w in layer.get_weights()])
     warm_start.save(old, str(tmp_path), old_inputs)
     assert (tmp_path / "assets.extra" / "warm_start" / "weights.h5").stat().st_size > 0
 
     # The next window: "c" became the most frequent, "d" is new, boundaries moved a little.
     new_inputs = _inputs(plan, ["c", "a", "d", "b"], [1.05, 2.0, 3.1])
     model = build_keras_model(plan, dict(new_inputs["sizes"]), hidden_units=HIDDEN)
-    fresh = model.layers[-1].get_weights()[0].copy()
+    fresh = model.get_layer("wide_s_xf").get_weights()[0].copy()
     warm, detail = warm_start.load(model, str(tmp_path), plan, new_inputs, 0.1, hidden_units=HIDDEN)
     assert warm and detail == f"from {tmp_path}; 1 new vocabulary values start fresh"
 
-    old_kernel, kernel = old.layers[-1].get_weights()[0], model.layers[-1].get_weights()[0]
-    deep = HIDDEN[-1]
-    np.testing.assert_array_equal(kernel[:deep], old_kernel[:deep])
-    old_row = {t: old_kernel[deep + i] for i, t in enumerate(["a", "b", "c"])}
-    for i, token in enumerate(["c", "a", "b"]):
-        np.testing.assert_array_equal(kernel[deep + [0, 1, 3][i]], old_row[token])
-    np.testing.assert_array_equal(kernel[deep + 2], fresh[deep + 2])  # "d": its fresh weights
-    np.testing.assert_array_equal(kernel[deep + 4], old_kernel[deep + 3])  # the OOV id
-    np.testing.assert_array_equal(kernel[deep + 5 :], old_kernel[deep + 4 :])  # the buckets, as they were
-    for old_layer, layer in zip(old.layers[:-1], model.layers[:-1]):
-        for a, b in zip(old_layer.get_weights(), layer.get_weights()):
-            np.testing.assert_array_equal(a, b)
+    old_table, table = old.get_layer("wide_s_xf").get_weights()[0], model.get_layer("wide_s_xf").get_weights()[0]
+    old_row = {t: old_table[i] for i, t in enumerate(["a", "b", "c"])}
+    for row, token in zip([0, 1, 3], ["c", "a", "b"]):
+        np.testing.assert_array_equal(table[row], old_row[token])
+    np.testing.assert_array_equal(table[2], fresh[2])  # "d": the new model's start
+    np.testing.assert_array_equal(table[4], old_table[3])  # the out-of-vocabulary id
+    for old_layer, layer in zip(old.layers, model.layers):
+        if layer.name != "wide_s_xf":  # the buckets' weights and the deep part, as they were
+            for a, b in zip(old_layer.get_weights(), layer.get_weights()):
+                np.testing.assert_array_equal(a, b)
 
 
 @pytest.mark.parametrize(
