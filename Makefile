@@ -59,7 +59,7 @@ notebooks: ## execute the notebooks against the latest run into build/notebooks/
 	$(PY) notebooks/execute.py build/notebooks
 
 web: ## the browser page with the newest published edge model (or EDGE_MODEL=DIR) into build/web; npm ci from web/package-lock.json
-	cd web && npm ci --no-audit --no-fund
+	$(RUNTIME) run npm ci --prefix web --no-audit --no-fund
 	$(PY) web/build.py build/web --model "$(EDGE_MODEL)"
 
 compile: ## compile the Kubeflow spec (configs/kubeflow.toml) into build/pipeline.json

@@ -21,6 +21,8 @@ ROLES = {
     "Evaluator": "TFMA, sliced, gated",
     "InfraValidator": "loads in a model server",
     "EdgeExport": "LiteRT float + int8, gated",
+    "DriftCheck": "new span vs the previous",
+    "WarmStartModel": "last blessed weights",
     "Pusher": "TF Serving directory",
     "SliceReport": "HTML + Markdown",
 }
@@ -33,9 +35,10 @@ def mermaid(pipeline) -> str:
         role = ROLES.get(node_id)
         label = f"{node_id}<br/><small>{role}</small>" if role else node_id
         lines.append(f'    {node_id}["{label}"]')
-    for component in pipeline.components:
-        for upstream in sorted(component.upstream_nodes, key=lambda c: ids.index(c.id)):
-            lines.append(f"    {upstream.id} --> {component.id}")
+    for component in pipeline.components:  # one line per node: all that feeds it
+        upstream = sorted(component.upstream_nodes, key=lambda c: ids.index(c.id))
+        if upstream:
+            lines.append(f"    {' & '.join(c.id for c in upstream)} --> {component.id}")
     return "\n".join(lines) + "\n"
 
 
