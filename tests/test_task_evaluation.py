@@ -528,7 +528,7 @@ def test_binary_report(binary_run, tmp_path):
 
 @pytest.mark.parametrize("task", ["multiclass", "regression"])
 def test_report_renders_offline_in_headless_chromium(task, request, tmp_path):
-    from test_report import _headless
+    from tests.test_report import _headless
 
     _, html, _, html_path = _report(request.getfixturevalue(f"{task}_run"), tmp_path)
     assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", html)
