@@ -19,6 +19,7 @@ import socket
 import subprocess
 import sys
 import time
+import tomllib
 from pathlib import Path
 
 LOG = logging.getLogger(__name__)
@@ -51,14 +52,18 @@ def check_host_name() -> None:
 
 
 def build_wheel(out_dir: str | os.PathLike) -> str:
-    """The project as a wheel (setup.py), built from a copy so the checkout gets no build files."""
+    """The project as a wheel (pyproject.toml + setup.py), built from a copy so the checkout
+    gets no build files."""
     out_dir = Path(out_dir)
     src = out_dir / "src"
     shutil.rmtree(src, ignore_errors=True)
     src.mkdir(parents=True)
-    for name in ("setup.py", "requirements.lock", "local_runner.py", "kfp_runner.py"):
+    packaging = tomllib.loads((PROJECT_DIR / "pyproject.toml").read_text())["tool"]["setuptools"]
+    for name in ("pyproject.toml", "setup.py", "README.md", "requirements.lock"):
         shutil.copy(PROJECT_DIR / name, src / name)
-    for package in ("modeling", "pipeline", "components", "reporting", "serving"):  # setup.py's packages
+    for module in packaging["py-modules"]:
+        shutil.copy(PROJECT_DIR / f"{module}.py", src / f"{module}.py")
+    for package in packaging["packages"]:
         shutil.copytree(PROJECT_DIR / package, src / package, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     subprocess.run(
         [
