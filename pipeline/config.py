@@ -16,7 +16,11 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, get_type_hints
 
-import tomllib
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10 (TFX 1.21's image): tomli, the same parser, is in the lock
+    import tomli as tomllib
+
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 

@@ -19,8 +19,12 @@ import socket
 import subprocess
 import sys
 import time
-import tomllib
 from pathlib import Path
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10 (TFX 1.21's image): tomli, the same parser, is in the lock
+    import tomli as tomllib
 
 LOG = logging.getLogger(__name__)
 BOOT = Path(__file__).resolve().parent / "boot.py"
