@@ -17,6 +17,8 @@ import sys
 import tempfile
 import threading
 
+from headless_chromium import command  # a sibling module: this file runs as a script
+
 SIOCGIFFLAGS, SIOCSIFFLAGS, IFF_UP = 0x8913, 0x8914, 0x1
 
 
@@ -51,22 +53,9 @@ def main(site: str, cases: str, variant: str) -> int:
     threading.Thread(target=server.serve_forever, daemon=True).start()
     shutil.copy(cases, f"{site}/cases.json")
     url = f"http://127.0.0.1:{server.server_port}/index.html?cases=cases.json&variant={variant}"
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     with tempfile.TemporaryDirectory() as profile:
         browser = subprocess.Popen(
-            [
-                chromium,
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--disable-dev-shm-usage",
-                f"--user-data-dir={profile}",
-                url,
-            ],
+            command(profile, url),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             text=True,

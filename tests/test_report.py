@@ -6,11 +6,10 @@ from __future__ import annotations
 import math
 import os
 import re
-import shutil
-import subprocess
 
 import pytest
 
+from tests.headless_chromium import run_offline
 from tests.taxi_sample import PROJECT_DIR
 
 pytestmark = pytest.mark.e2e
@@ -73,38 +72,10 @@ def test_html_highlights_exactly_the_slices_below_threshold(run_report):
     assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", html)
 
 
-def _chromium() -> str:
-    path = shutil.which("chromium") or shutil.which("chromium-browser")
-    if not path:
-        pytest.fail("chromium is not installed in the runtime (bin/runtime BASE_PACKAGES)")
-    return path
-
-
-def _headless(*args: str, tmp_path) -> subprocess.CompletedProcess:
-    cmd = [
-        "unshare",
-        "-n",
-        _chromium(),
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--disable-dev-shm-usage",
-        f"--user-data-dir={tmp_path / 'profile'}",
-        "--enable-logging=stderr",
-        "--v=0",
-        *args,
-    ]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=120)
-
-
 def test_html_renders_in_headless_chromium_offline(run_report, tmp_path):
     _, html_path, _ = run_report
     url = f"file://{html_path}"
-    dom = _headless("--virtual-time-budget=2000", "--dump-dom", url, tmp_path=tmp_path)
+    dom = run_offline("--virtual-time-budget=2000", "--dump-dom", url, tmp_path=tmp_path)
     assert dom.returncode == 0, dom.stderr[-2000:]
     assert 'id="verdict"' in dom.stdout and 'id="headline"' in dom.stdout
     assert len(re.findall(r'<table class="sortable slices"', dom.stdout)) == 4  # one per slicing spec
@@ -116,5 +87,5 @@ def test_html_renders_in_headless_chromium_offline(run_report, tmp_path):
     shot = SCREENSHOTS / "report.png"
     if shot.exists():
         shot.unlink()
-    res = _headless(f"--screenshot={shot}", "--window-size=1200,1800", url, tmp_path=tmp_path)
+    res = run_offline(f"--screenshot={shot}", "--window-size=1200,1800", url, tmp_path=tmp_path)
     assert res.returncode == 0 and shot.exists() and shot.stat().st_size > 10_000, res.stderr[-2000:]

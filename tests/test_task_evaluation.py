@@ -528,11 +528,11 @@ def test_binary_report(binary_run, tmp_path):
 
 @pytest.mark.parametrize("task", ["multiclass", "regression"])
 def test_report_renders_offline_in_headless_chromium(task, request, tmp_path):
-    from tests.test_report import _headless
+    from tests.headless_chromium import run_offline
 
     _, html, _, html_path = _report(request.getfixturevalue(f"{task}_run"), tmp_path)
     assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", html)
-    dom = _headless("--virtual-time-budget=2000", "--dump-dom", f"file://{html_path}", tmp_path=tmp_path)
+    dom = run_offline("--virtual-time-budget=2000", "--dump-dom", f"file://{html_path}", tmp_path=tmp_path)
     assert dom.returncode == 0, dom.stderr[-2000:]
     assert 'id="verdict"' in dom.stdout and 'id="headline"' in dom.stdout and 'id="task-charts"' in dom.stdout
     assert len(re.findall(r'<table class="sortable slices"', dom.stdout)) == 1  # one slicing spec: g
