@@ -55,20 +55,9 @@ def check_host_name() -> None:
         ) from None
 
 
-def build_wheel(out_dir: str | os.PathLike) -> str:
-    """The project as a wheel (pyproject.toml + setup.py), built from a copy so the checkout
-    gets no build files."""
-    out_dir = Path(out_dir)
-    src = out_dir / "src"
-    shutil.rmtree(src, ignore_errors=True)
-    src.mkdir(parents=True)
-    packaging = tomllib.loads((PROJECT_DIR / "pyproject.toml").read_text())["tool"]["setuptools"]
-    for name in ("pyproject.toml", "setup.py", "README.md", "requirements.lock"):
-        shutil.copy(PROJECT_DIR / name, src / name)
-    for module in packaging["py-modules"]:
-        shutil.copy(PROJECT_DIR / f"{module}.py", src / f"{module}.py")
-    for package in packaging["packages"]:
-        shutil.copytree(PROJECT_DIR / package, src / package, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+def pip_wheel(src: str | os.PathLike, out_dir: str | os.PathLike) -> None:
+    """A wheel of the project at `src` into `out_dir`, from what is installed: no build
+    isolation and no index, because nothing may be downloaded at run time."""
     subprocess.run(
         [
             sys.executable,
@@ -88,6 +77,23 @@ def build_wheel(out_dir: str | os.PathLike) -> str:
         cwd=src,
         capture_output=True,
     )
+
+
+def build_wheel(out_dir: str | os.PathLike) -> str:
+    """The project as a wheel (pyproject.toml + setup.py), built from a copy so the checkout
+    gets no build files."""
+    out_dir = Path(out_dir)
+    src = out_dir / "src"
+    shutil.rmtree(src, ignore_errors=True)
+    src.mkdir(parents=True)
+    packaging = tomllib.loads((PROJECT_DIR / "pyproject.toml").read_text())["tool"]["setuptools"]
+    for name in ("pyproject.toml", "setup.py", "README.md", "requirements.lock"):
+        shutil.copy(PROJECT_DIR / name, src / name)
+    for module in packaging["py-modules"]:
+        shutil.copy(PROJECT_DIR / f"{module}.py", src / f"{module}.py")
+    for package in packaging["packages"]:
+        shutil.copytree(PROJECT_DIR / package, src / package, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    pip_wheel(src, out_dir)
     wheels = sorted(out_dir.glob("taxi_tfx_pipeline-*.whl"))
     if len(wheels) != 1:
         raise ClusterError(f"expected one project wheel in {out_dir}, found {wheels}")

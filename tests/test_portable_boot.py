@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from portable import boot
+from portable import boot, cluster
 
 pytestmark = pytest.mark.integration  # builds wheels and starts Beam boot processes
 
@@ -30,24 +30,7 @@ def _wheel(tmp_path, name, requires):
         f"from setuptools import setup\nsetup(name={name!r}, version='1.0', packages=[{name!r}], "
         f"install_requires={requires!r})\n"
     )
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "wheel",
-            "--no-deps",
-            "--no-build-isolation",
-            "--no-index",
-            "-q",
-            "-w",
-            str(tmp_path / "staged"),
-            str(src),
-        ],
-        check=True,
-        capture_output=True,
-        cwd=src,
-    )
+    cluster.pip_wheel(src, tmp_path / "staged")
     return next((tmp_path / "staged").glob(f"{name}-*.whl")).name
 
 

@@ -1,6 +1,6 @@
 """Writes the README's example request bodies from `trips.json` (two trips as JSON features).
 
-    bin/runtime run python serving/requests/make_requests.py
+    bin/runtime run python -m serving.requests.make_requests
 
 classify.json sends the features as JSON (TF Serving's classify format, to the
 `classification` signature, whose one input is named `inputs` as TF Serving's Classify
@@ -11,13 +11,11 @@ requires); the predict bodies send the same trips as serialized tf.Examples in
 import base64
 import json
 import os
-import sys
+
+from serving.json_tensor import example_input
+from serving.tf_json import JsonObject
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.dirname(os.path.dirname(HERE)))
-
-from serving.json_tensor import example_input  # noqa: E402  (after the path is set)
-from serving.tf_json import JsonObject  # noqa: E402
 
 
 def main() -> None:
@@ -25,7 +23,7 @@ def main() -> None:
         trips = json.load(f)
     # the tf.Examples TF Serving's classify would build from these JSON features
     examples = example_input(JsonObject([("examples", [JsonObject(list(t.items())) for t in trips])])).example_list
-    b64 = [{"b64": base64.b64encode(e.SerializeToString()).decode()} for e in examples.examples]
+    b64 = [{"b64": base64.b64encode(e.SerializeToString(deterministic=True)).decode()} for e in examples.examples]
     bodies = {
         "classify.json": {"signature_name": "classification", "examples": trips},
         "predict_instances.json": {"instances": b64},
