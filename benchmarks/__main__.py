@@ -28,6 +28,7 @@ import time
 from pathlib import Path
 
 import psutil
+import tomllib
 
 from benchmarks import datagen
 from benchmarks.procmon import run_measured
@@ -40,19 +41,16 @@ DEFAULT_SIZES = "15k,1.5M,3M"
 # The edit-and-rerun measurement retrains and re-evaluates: from 1.5M rows up that is
 # minutes of Evaluator (its cold time says how many) for a target set at 15k.
 EDIT_MAX_ROWS = 150_000
-# What the edited copy of the project needs to run (setup.py's packages, its data files).
-PROJECT_PARTS = (
-    "modeling",
-    "pipeline",
-    "components",
-    "reporting",
-    "serving",
-    "schemas",
-    "configs",
-    "local_runner.py",
-    "setup.py",
-    "requirements.lock",
-)
+
+
+def project_parts() -> list[str]:
+    """What the edited copy of the project needs to run: the packages and modules that
+    pyproject.toml packages (so a new package is never left out), and the data they read."""
+    packaging = tomllib.loads((PROJECT_DIR / "pyproject.toml").read_text())["tool"]["setuptools"]
+    modules = [f"{m}.py" for m in packaging["py-modules"]]
+    return [*packaging["packages"], *modules, "schemas", "configs", "pyproject.toml", "setup.py", "requirements.lock"]
+
+
 EDITED_MODULE = "modeling/network.py"
 PROGRESS_LINE = re.compile(r"^\[\s*\d+/\d+\] (\S+)\s+(done|cached|FAILED)\s+([\d.]+) s$", re.M)
 AUC_LINE = re.compile(r"^\s+auc\s+([\d.]+)", re.M)
@@ -98,7 +96,7 @@ def edited_copy(dest: Path) -> Path:
     A copy, so that the checkout is never left edited by a stopped benchmark."""
     shutil.rmtree(dest, ignore_errors=True)
     dest.mkdir(parents=True)
-    for part in PROJECT_PARTS:
+    for part in project_parts():
         src = PROJECT_DIR / part
         if src.is_dir():
             shutil.copytree(src, dest / part, ignore=shutil.ignore_patterns("__pycache__"))

@@ -132,7 +132,7 @@ def test_a_contender_is_skipped_where_its_peak_would_not_fit():
 
 
 def test_the_edited_copy_changes_only_the_model_code(tmp_path):
-    from benchmarks.__main__ import EDITED_MODULE, PROJECT_DIR, edited_copy
+    from benchmarks.__main__ import EDITED_MODULE, PROJECT_DIR, edited_copy, project_parts
 
     copy = edited_copy(tmp_path / "edited")
     changed = [
@@ -142,3 +142,11 @@ def test_the_edited_copy_changes_only_the_model_code(tmp_path):
     ]
     assert changed == [EDITED_MODULE]
     assert (copy / "local_runner.py").exists() and (copy / "schemas" / "taxi_schema.pbtxt").exists()
+    # Every package the project has is there: a missing one fails the edited run at import.
+    packages = {p.parent.name for p in PROJECT_DIR.glob("*/__init__.py")} - {
+        "tests",
+        "benchmarks",
+        "portable",
+        "notebooks",
+    }
+    assert packages <= set(project_parts()) and all((copy / p / "__init__.py").exists() for p in packages)
