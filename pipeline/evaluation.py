@@ -68,8 +68,8 @@ def _binary_metrics(cfg, plan) -> list[tuple[str | None, tfma.MetricConfig]]:
     fairness = json.dumps({"thresholds": list(cfg.fairness_thresholds)})
     return [
         ("example_count", tfma.MetricConfig(class_name="ExampleCount")),
-        ("auc", tfma.MetricConfig(class_name="AUC")),
-        ("auc_precision_recall", tfma.MetricConfig(class_name="AUCPrecisionRecall")),
+        ("auc", from_histogram("AUC")),
+        ("auc_precision_recall", from_histogram("AUCPrecisionRecall")),
         ("binary_accuracy", from_histogram("BinaryAccuracy")),
         ("precision", from_histogram("Precision")),
         ("recall", from_histogram("Recall")),
