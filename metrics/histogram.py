@@ -14,6 +14,11 @@ to a threshold counts as positive here, as negative in TFMA (>= instead of >); e
 prediction lands on the same side (each threshold is matched to the bucket edge at it, so
 pipeline/config.py accepts only thresholds on an edge). The sums are exact. Metric names
 and keys are TFMA's, so gates, reports and notebooks read them unchanged.
+
+The matrices themselves (for these metrics and for AUC / AUCPrecisionRecall, whose 10,000
+curve thresholds TFMA also derives from this histogram) come from matrices_from_histogram():
+TFMA's own arithmetic in numpy instead of Python loops over 10,000 buckets per slice and
+model. The AUCs are TFMA's, to the last bit (tests/test_histogram_metrics.py).
 """
 
 from __future__ import annotations
@@ -21,7 +26,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-
 from tensorflow_model_analysis.metrics import (
     binary_confusion_matrices,
     calibration,
