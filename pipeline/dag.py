@@ -178,6 +178,7 @@ def create_pipeline(cfg: PipelineConfig, metadata_connection_config=None, orches
         model=trainer.outputs["model"],
         baseline_model=model_resolver.outputs["model"],
         eval_config=evaluation.eval_config(cfg, plan),
+        module_path=evaluation.EXTRACTORS_MODULE,
     ).with_id("Evaluator")
 
     # After the Evaluator (not beside it): a model is infra-validated once it is judged, so

@@ -16,6 +16,10 @@ from tensorflow_model_analysis.proto import config_pb2 as tfma
 
 from metrics import gates, histogram, multiclass, regression
 
+# TFMA's extractors with a cheaper slice-key step (metrics/slicing.py says why); TFX's
+# Evaluator calls its custom_extractors.
+EXTRACTORS_MODULE = "metrics.slicing"
+
 FAIRNESS_METRICS = ("FallOut", "MissRate", "PredictedPositiveRate", "FalseDiscoveryRate")
 
 
@@ -68,8 +72,8 @@ def _binary_metrics(cfg, plan) -> list[tuple[str | None, tfma.MetricConfig]]:
     fairness = json.dumps({"thresholds": list(cfg.fairness_thresholds)})
     return [
         ("example_count", tfma.MetricConfig(class_name="ExampleCount")),
-        ("auc", tfma.MetricConfig(class_name="AUC")),
-        ("auc_precision_recall", tfma.MetricConfig(class_name="AUCPrecisionRecall")),
+        ("auc", from_histogram("AUC")),
+        ("auc_precision_recall", from_histogram("AUCPrecisionRecall")),
         ("binary_accuracy", from_histogram("BinaryAccuracy")),
         ("precision", from_histogram("Precision")),
         ("recall", from_histogram("Recall")),

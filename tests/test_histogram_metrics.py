@@ -17,6 +17,8 @@ from tests.taxi_sample import PROJECT_DIR
 
 THRESHOLDS = [0.25, 0.5, 0.75]
 CLASSES = (
+    "AUC",
+    "AUCPrecisionRecall",
     "BinaryAccuracy",
     "Precision",
     "Recall",
@@ -102,3 +104,44 @@ def test_config_step_is_the_histogram_bucket_width():
     from pipeline.config import THRESHOLD_STEP
 
     assert THRESHOLD_STEP == pytest.approx(histogram_metrics.BUCKET_WIDTH)
+
+
+@pytest.mark.parametrize(
+    "thresholds",
+    [
+        [0.5 - histogram_metrics.BUCKET_WIDTH],
+        [t - histogram_metrics.BUCKET_WIDTH for t in THRESHOLDS],
+        "auc",  # TFMA's 10,000 curve thresholds, with their -1e-7 and 1 + 1e-7 fence posts
+        "plot",  # 1,000
+    ],
+)
+def test_matrices_are_tfma_own_floats(thresholds):
+    """Bucket for bucket the arithmetic of TFMA's histogram path, so the very same floats:
+    sparse histograms with the -inf / +inf buckets, fractional weights, an empty one."""
+    from tensorflow_model_analysis.metrics import binary_confusion_matrices as bcm
+    from tensorflow_model_analysis.metrics import calibration_histogram as ch
+
+    if thresholds == "auc":
+        thresholds = bcm._interpolated_thresholds(bcm.DEFAULT_NUM_THRESHOLDS)
+    elif thresholds == "plot":
+        thresholds = bcm._interpolated_thresholds(1000)
+    rng = np.random.default_rng(7)
+    for n, weighted in ((0, False), (1, False), (50, False), (4000, True), (20000, False)):
+        ids = sorted(
+            set(rng.integers(0, ch.DEFAULT_NUM_BUCKETS + 2, size=n).tolist()) | ({0, 10001} if n > 1 else set())
+        )
+        histogram = []
+        for i in ids:
+            examples = float(rng.integers(1, 20)) * (rng.random() + 0.5 if weighted else 1.0)
+            labels = examples * (rng.random() if weighted else float(rng.integers(0, 2)))
+            histogram.append(ch.Bucket(i, labels, labels * 0.5, examples))
+        # TFMA's own steps (binary_confusion_matrices.py, result() of the use_histogram path)
+        fence = [t + bcm._EPSILON if t != 0 else t for t in thresholds]
+        if thresholds[0] >= 0:
+            fence = [-bcm._EPSILON] + fence
+        if thresholds[-1] < 1.0:
+            fence = fence + [1.0 + bcm._EPSILON]
+        expected = bcm._histogram_to_binary_confusion_matrices(thresholds, ch.rebin(fence, histogram))
+        got = histogram_metrics.matrices_from_histogram(thresholds, histogram)
+        for field in ("thresholds", "tp", "tn", "fp", "fn"):
+            assert list(getattr(got, field)) == list(getattr(expected, field)), (n, field)
