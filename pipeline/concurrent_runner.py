@@ -11,13 +11,15 @@ config (runner_utils), partial-run marking and snapshot, skip handling, telemetr
 `launcher.Launcher` per node and "Component X is running/finished" log lines, so caching
 and ML Metadata records are those LocalDagRunner would write.
 
-Several launchers share one SQLite ML Metadata file. MLMD's SQLite source waits for a
-locked database only about 2 s (sqlite_metadata_source.cc, WaitThenRetry: 10 retries of
-100-300 ms, then "Concurrent writes aborted after max number of retries"), and a deferred
-transaction that must upgrade its read lock fails at once; and TFX's `Metadata` is "not
-thread-safe without external synchronisation" (tfx/orchestration/metadata.py). So every
-MLMD call of this process goes through one lock, call by call (each MLMD call is one
-transaction): executors run at once, their drivers' and publishers' MLMD calls take turns.
+Several launchers share one SQLite ML Metadata file, each with its own connection. MLMD's
+SQLite source waits for a locked database only about 2 s (sqlite_metadata_source.cc,
+WaitThenRetry: 10 retries of 100-300 ms, then "Concurrent writes aborted after max number
+of retries"), and TFX's `Metadata` is "not thread-safe without external synchronisation"
+(tfx/orchestration/metadata.py). Each MLMD call is one transaction, and MLMD's pybind
+extension keeps the GIL through a call (metadata_store_extension.cc releases it nowhere),
+so calls from this process's threads do not overlap today. One process-wide lock around
+every MLMD call makes that a guarantee of this runner rather than of the binding; the
+executors run unlocked.
 
 A node that fails stops the run: no new node starts, the ones running finish (a Beam job
 or a model server is not torn down half-way), and the first failure is raised as it was.

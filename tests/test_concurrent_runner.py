@@ -173,9 +173,10 @@ def test_a_failing_node_stops_new_nodes_and_lets_running_ones_finish(tmp_path, p
 
 
 def test_many_nodes_at_once_share_one_sqlite_metadata_store(tmp_path, progress):
-    """Eight launchers at once register, resolve and publish in one SQLite file: MLMD's
-    SQLite source gives up on a locked database after about 2 s, so this fails with
-    'Concurrent writes aborted' unless the runner serialises ML Metadata calls."""
+    """Eight launchers at once register, resolve and publish in one SQLite file. MLMD's
+    SQLite source gives up on a locked database after about 2 s ('Concurrent writes
+    aborted'); the runner's lock (and, in MLMD 1.17, the GIL held through each call) keeps
+    the calls from overlapping."""
     _, stream = progress
     marks = str(tmp_path / "marks")
     os.makedirs(marks)
