@@ -76,9 +76,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     LOG.info("input: %s", ", ".join(f"{n} records ({split})" for split, n in counts.items()) or "remote")
 
-    from tfx.orchestration.local.local_dag_runner import LocalDagRunner
     from tfx.orchestration.metadata import sqlite_metadata_connection_config
 
+    from pipeline.concurrent_runner import ConcurrentDagRunner
     from pipeline.dag import create_pipeline
     from pipeline.run_outputs import read_run_result
 
@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
         LOG.error("output error: %s", describe(e, cfg) or e)
         return 2
     try:
-        LocalDagRunner().run(pipeline)
+        ConcurrentDagRunner(cfg.parallel_nodes).run(pipeline)
     except Exception as e:  # one clear line; the traceback is in the log file
         failed = progress.failed()
         logging.getLogger("traceback").error("run failed", exc_info=True)  # log file only

@@ -13,6 +13,7 @@ from __future__ import annotations
 import glob
 import logging
 import os
+import posixpath
 
 from pipeline.config import BEAM_COMPONENTS, PipelineConfig, beam_runner_of, glob_pattern
 
@@ -50,6 +51,16 @@ def local_node_args(cfg: PipelineConfig, per_node: dict[str, list[str]]) -> dict
     if STAGES_NOTHING not in cfg.beam_args:
         return per_node
     return {node: per_node.get(node, []) + LOCAL_DEPENDENCY_ARGS for node in BEAM_COMPONENTS}
+
+
+def pod_node_args(cfg: PipelineConfig, pod_args: list[str]) -> dict[str, list[str]]:
+    """local_node_args for Kubeflow pods: the pipeline image installed the project from
+    `image_workdir`'s setup.py (Dockerfile: WORKDIR, COPY setup.py, pip install .), so naming
+    that file is true there. The pod's FnApiRunner stages nothing (its multi-processing
+    workers are subprocesses in the same image); only TFX's check reads the flag."""
+    if STAGES_NOTHING not in pod_args:
+        return {}
+    return {node: [f"--setup_file={posixpath.join(cfg.image_workdir, 'setup.py')}"] for node in BEAM_COMPONENTS}
 
 
 def input_bytes(cfg: PipelineConfig) -> int | None:

@@ -80,6 +80,9 @@ class PipelineConfig:
     beam_args: list[str] = field(default_factory=lambda: ["--runner=FnApiRunner", "--direct_running_mode=auto"])
     beam_parallel_input_mb: float = 32.0
     enable_cache: bool = True
+    # Local runs: at most this many nodes whose inputs are ready run at once (1: one after
+    # another, as TFX's LocalDagRunner; pipeline/concurrent_runner.py).
+    parallel_nodes: int = 3
     # Stop before Transform when ExampleValidator finds anomalies (False: warn and go on).
     fail_on_anomalies: bool = True
 
@@ -291,6 +294,7 @@ def validate(cfg: PipelineConfig, check_files: bool = True) -> PipelineConfig:
         "infra_validation_examples",
         "infra_validation_tries",
         "infra_validation_timeout_s",
+        "parallel_nodes",
     ):
         if getattr(cfg, name) < 1:
             raise ConfigError(f"{name}: must be >= 1, got {getattr(cfg, name)}")

@@ -181,12 +181,12 @@ def create_pipeline(cfg: PipelineConfig, metadata_connection_config=None, orches
         module_path=evaluation.EXTRACTORS_MODULE,
     ).with_id("Evaluator")
 
-    # After the Evaluator (not beside it): a model is infra-validated once it is judged, so
-    # the run reads evaluation -> serving check -> push.
+    # Beside the Evaluator, not after it: it needs only the model, and a runner that runs
+    # ready nodes at once (pipeline/concurrent_runner.py, Kubeflow) hides the model server's
+    # start behind the evaluation. The Pusher waits for both blessings.
     infra_validator = make_infra_validator(
         cfg, trainer.outputs["model"], example_gen.outputs["examples"], signatures=client_signatures(plan.task)
     )
-    infra_validator.add_upstream_node(evaluator)
 
     # After the Evaluator: only a blessed model is converted; the Pusher publishes what passed.
     edge_export = (

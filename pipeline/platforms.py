@@ -162,6 +162,7 @@ def kubeflow(cfg: PipelineConfig) -> Platform:
     from components import baseline_model
 
     params = runtime_parameters(cfg)
+    pod_args = pod_beam_args(cfg)
     return Platform(
         name=KUBEFLOW,
         location=cfg.image_path,
@@ -169,7 +170,8 @@ def kubeflow(cfg: PipelineConfig) -> Platform:
         train_args=params["train_args"],
         baseline=_serving_dir_baseline,
         evaluator=baseline_model.BaselineAwareEvaluator,
-        beam_args=pod_beam_args(cfg),
+        beam_args=pod_args,
+        node_beam_args=beam.pod_node_args(cfg, pod_args),
         trainer_resources=trainer_resources(cfg),
         uncached=("ImportExampleGen", BASELINE) + ((WARM_START,) if cfg.warm_start else ()),
         runtime_parameters=params,

@@ -21,15 +21,20 @@ LOG = logging.getLogger("pipeline")
 
 
 class ComponentProgress(logging.Handler):
-    """Turns TFX's 'Component X is running/finished' log records into progress lines."""
+    """Turns TFX's 'Component X is running/finished' log records into progress lines.
+
+    Several components may run at once (pipeline/concurrent_runner.py); a component's
+    records come from the thread that launched it, so "a cached execution is used" is the
+    component's that was started on the same thread. logging.Handler.handle holds the
+    handler's lock around emit, so records from those threads are taken one at a time.
+    """
 
     def __init__(self, node_ids: list[str], stream=None):
         super().__init__(level=logging.INFO)
         self.node_ids = node_ids
         self.stream = stream or sys.stdout
-        self.current: str | None = None
-        self.started = 0.0
-        self.cached = False
+        self.running: dict[str, tuple[float, int]] = {}  # node id -> (start, thread)
+        self.cached: set[str] = set()
         # On a terminal the "running" line is overwritten by the result; in a log, only
         # results are written.
         self.interactive = hasattr(self.stream, "isatty") and self.stream.isatty()
@@ -41,24 +46,29 @@ class ComponentProgress(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         message = record.getMessage()
         if m := _RUNNING.match(message):
-            self.current, self.started, self.cached = m.group(1), time.monotonic(), False
+            node_id = m.group(1)
+            self.running[node_id] = (time.monotonic(), record.thread)
+            self.cached.discard(node_id)
             if self.interactive:
-                self.stream.write(f"{self._prefix(self.current)} running\r")
+                self.stream.write(f"{self._prefix(node_id)} running\r")
                 self.stream.flush()
-        elif _CACHED.match(message) and self.current:
-            self.cached = True
-        elif (m := _FINISHED.match(message)) and m.group(1) == self.current:
-            seconds = time.monotonic() - self.started
-            state = "cached" if self.cached else "done"
-            self._write(f"{self._prefix(self.current)} {state:<7}{seconds:7.1f} s")
-            self.current = None
+        elif _CACHED.match(message):
+            for node_id, (_, thread) in self.running.items():
+                if thread == record.thread:
+                    self.cached.add(node_id)
+        elif (m := _FINISHED.match(message)) and m.group(1) in self.running:
+            node_id = m.group(1)
+            seconds = time.monotonic() - self.running.pop(node_id)[0]
+            state = "cached" if node_id in self.cached else "done"
+            self._write(f"{self._prefix(node_id)} {state:<7}{seconds:7.1f} s")
 
     def failed(self) -> str | None:
-        """The component that was running when the run stopped, if any."""
-        if self.current:
-            seconds = time.monotonic() - self.started
-            self._write(f"{self._prefix(self.current)} FAILED {seconds:7.1f} s")
-        return self.current
+        """The components that were running when the run stopped (the runner lets the
+        others finish, so these are the ones that failed), if any."""
+        now = time.monotonic()
+        for node_id, (started, _) in sorted(self.running.items(), key=lambda item: item[1][0]):
+            self._write(f"{self._prefix(node_id)} FAILED {now - started:7.1f} s")
+        return ", ".join(sorted(self.running, key=lambda n: self.running[n][0])) or None
 
     def _write(self, line: str) -> None:
         self.stream.write(line + "\n")

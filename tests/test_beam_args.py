@@ -85,6 +85,32 @@ def test_local_beam_components_say_their_workers_have_the_dependencies(tmp_path)
         assert dependency_utils.make_beam_dependency_flags(args) == args, component.id
 
 
+def test_kubeflow_beam_components_name_the_setup_file_the_image_installed(tmp_path):
+    """The same check for the pods: without it every Beam task builds an sdist of TFX. The
+    file named is the one the image's `pip install .` read (tests/test_dockerfile.py
+    checks the Dockerfile's side); a component on another runner gets that runner's args."""
+    from tfx.utils import dependency_utils
+
+    from pipeline.dag import create_pipeline
+    from pipeline.platforms import KUBEFLOW
+
+    cfg = load_config(PROJECT_DIR / "configs" / "kubeflow.toml", base_dir=PROJECT_DIR)
+    pipeline = create_pipeline(cfg, orchestrator=KUBEFLOW)
+    for component in [c for c in pipeline.components if c.id in beam.BEAM_COMPONENTS]:
+        args = pipeline.beam_pipeline_args + component.executor_spec.beam_pipeline_args
+        assert "--setup_file=/pipeline/setup.py" in args, component.id
+        assert dependency_utils.make_beam_dependency_flags(args) == args, component.id
+
+    on_dataflow = cfg.replace(
+        beam_runners={"Transform": "dataflow"},
+        dataflow_project="p",
+        dataflow_region="r",
+        dataflow_temp_location="gs://b/tmp",
+    )
+    transform = next(c for c in create_pipeline(on_dataflow, orchestrator=KUBEFLOW).components if c.id == "Transform")
+    assert not any(a.startswith("--setup_file") for a in transform.executor_spec.beam_pipeline_args)
+
+
 def test_other_runners_get_no_dependency_claim():
     cfg = _cfg(beam_args=["--runner=DirectRunner", "--direct_running_mode=auto"])
     assert beam.local_node_args(cfg, {}) == {}

@@ -59,6 +59,10 @@ def test_compiled_paths_point_at_the_image_workdir():
     assert PipelineConfig().image_workdir == workdir
     for copied in ("schemas/", "data/"):  # default schema_path and input_base
         assert re.search(rf"^COPY {copied} {copied}$", DOCKERFILE, re.M)
+    # The pods' Beam args name WORKDIR/setup.py (pipeline/beam.py pod_node_args): it is
+    # there, and the project was installed from it.
+    assert re.search(r"^COPY [^\n]*\bsetup\.py\b[^\n]* \./$", DOCKERFILE, re.M)
+    assert re.search(r"^RUN python -m pip install [^\n]*--no-deps \. ", DOCKERFILE, re.M)
 
 
 def test_every_package_the_spec_imports_is_packaged(setup_kwargs):

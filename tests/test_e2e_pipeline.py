@@ -17,14 +17,35 @@ def test_every_component_ran(first_run):
     assert states == {node: "done" for node in ALL_NODES}, stdout
     assert "MirroredStrategy: 2 replica(s)" in stdout
     assert "global batch 128" in stdout  # 64 per replica x 2
-    # InfraValidator ran (and passed) before the push, and the summary says so.
+    # Evaluator and InfraValidator finished (and passed) before the push, and the summary says so.
     lines = stdout.splitlines()
-    order = [
-        next(i for i, l in enumerate(lines) if l.startswith("[") and f"] {node} " in l)
+    line = {
+        node: next(i for i, l in enumerate(lines) if l.startswith("[") and f"] {node} " in l)
         for node in ("Evaluator", "InfraValidator", "Pusher")
-    ]
-    assert order == sorted(order), stdout
+    }
+    assert line["Pusher"] > max(line["Evaluator"], line["InfraValidator"]), stdout
     assert "answered TF Serving requests (16 Predict)" in stdout and "model INFRA-BLESSED" in stdout
+
+
+def test_evaluator_and_infra_validator_ran_at_once(first_run):
+    """The local runner starts a node once its inputs are ready (pipeline/concurrent_runner.py):
+    the two checks of the Trainer's model overlap in time. ML Metadata creates an execution
+    when its driver starts and updates it when it is published, so the first run's two
+    executions must each start before the other ended."""
+    from pipeline.run_outputs import open_store
+
+    workdir = first_run[0]
+    store = open_store(str(workdir / "metadata.sqlite"))
+    first = {}
+    for node in ("Trainer", "Evaluator", "InfraValidator"):
+        context = store.get_context_by_type_and_name("node", f"taxi-tips.{node}")
+        first[node] = min(store.get_executions_by_context(context.id), key=lambda e: e.id)
+    evaluator, validator = first["Evaluator"], first["InfraValidator"]
+    assert evaluator.create_time_since_epoch < validator.last_update_time_since_epoch
+    assert validator.create_time_since_epoch < evaluator.last_update_time_since_epoch
+    assert min(evaluator.create_time_since_epoch, validator.create_time_since_epoch) >= (
+        first["Trainer"].last_update_time_since_epoch
+    )
 
 
 def test_pushed_model_serves_probabilities(first_run):

@@ -43,14 +43,16 @@ def test_the_config_picks_the_model_server_runner(runner, platform):
     assert (tfs.image_name, list(tfs.tags), list(tfs.digests)) == ("reg.example:5000/tfs", [], ["sha256:abc"])
 
 
-def test_infra_validator_sits_between_evaluator_and_pusher():
+def test_infra_validator_runs_beside_the_evaluator_and_before_the_pusher():
     from pipeline.dag import create_pipeline
 
     pipeline = create_pipeline(load_config(TAXI_TOML, base_dir=PROJECT_DIR))
     nodes = {c.id: c for c in pipeline.components}
     validator, pusher = nodes["InfraValidator"], nodes["Pusher"]
     assert type(validator).EXECUTOR_SPEC.executor_class is infra_validator.Executor
-    assert "Evaluator" in {n.id for n in validator.upstream_nodes}
+    # Only what it consumes: a concurrent runner starts it beside the Evaluator.
+    assert {n.id for n in validator.upstream_nodes} == {"Trainer", "ImportExampleGen"}
+    assert {"Evaluator", "InfraValidator"} <= {n.id for n in pusher.upstream_nodes}
     assert pusher.inputs["infra_blessing"].producer_component_id == "InfraValidator"
     request = proto_utils.json_to_proto(validator.exec_properties["request_spec"], infra_validator_pb2.RequestSpec())
     assert (

@@ -174,7 +174,11 @@ def test_nodes_reading_the_outside_world_are_not_cached_and_compiling_reads_no_l
     cfg = load_config(CONFIG, {"kubeflow_beam_args": []}, base_dir=ROOT)
     job = kubeflow.compile_pipeline(cfg, str(tmp_path / "p.json"))
     args = job["pipelineSpec"]["deploymentSpec"]["executors"]["StatisticsGen_executor"]["container"]["args"]
-    assert args[-2:] == ["--direct_running_mode=multi_processing", "--direct_num_workers=0"]
+    assert args[-3:] == [
+        "--direct_running_mode=multi_processing",
+        "--direct_num_workers=0",
+        "--setup_file=/pipeline/setup.py",  # the pod's node args (pipeline/beam.py pod_node_args)
+    ]
 
 
 @pytest.mark.e2e
