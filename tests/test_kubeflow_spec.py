@@ -233,9 +233,14 @@ def test_compiled_spec_runs_twice_the_second_run_reads_the_input_again_and_is_ju
     tmp_path, small_data_dir
 ):
     """Each task through the image's entrypoint, with the driver's artifacts, KFP's cache and
-    the launcher's downloads: the second run does real work and has the first model as baseline."""
+    the launcher's downloads: the second run reads the next day's span, does real work, has the
+    first model as baseline and warm-starts from it (found by LatestPushedModel in the serving
+    directory, as KFP runs no resolver)."""
     spec_path = tmp_path / "pipeline.json"
     serving = tmp_path / "serving"
+    data = tmp_path / "data"
+    (data / "2026-11-01").mkdir(parents=True)
+    shutil.copy(small_data_dir / "part-0.tfrecord.gz", data / "2026-11-01" / "part-0.tfrecord.gz")
     assert (
         kfp_runner.main(
             [
@@ -251,7 +256,13 @@ def test_compiled_spec_runs_twice_the_second_run_reads_the_input_again_and_is_ju
                 "--set",
                 f"serving_dir={serving}",
                 "--set",
-                f"input_base={small_data_dir}",
+                f"input_base={data}",
+                "--set",
+                "input_pattern={YYYY}-{MM}-{DD}/*.tfrecord.gz",
+                "--set",
+                "warm_start=true",
+                "--set",
+                "warm_start_steps=20",
                 "--set",
                 "thresholds={auc = {min = 0.5}}",
                 "--set",
@@ -281,17 +292,29 @@ def test_compiled_spec_runs_twice_the_second_run_reads_the_input_again_and_is_ju
     # The run parameter reached the Trainer: 100 steps, not the config's 1000.
     assert '"num_steps": 100' in Path(run.root, "taxi-tips", run.run_id, "logs", "Trainer.log").read_text()
 
-    # New data lands in the input directory before the scheduled second run.
-    shutil.copy(next(small_data_dir.glob("*.tfrecord.gz")), small_data_dir / "part-new.tfrecord.gz")
-    try:
-        second: LocalRun = run_compiled(str(spec_path), params, local_storage=True)
-    finally:
-        (small_data_dir / "part-new.tfrecord.gz").unlink()
+    assert json.loads(Path(run.artifact("Trainer", "model_run").uri, "warm_start.json").read_text()) == {
+        "warm_started": False,
+        "detail": "no blessed model yet",
+        "steps": 100,
+    }
+
+    # The next day's span lands in the input directory before the scheduled second run.
+    (data / "2026-11-02").mkdir()
+    shutil.copy(data / "2026-11-01" / "part-0.tfrecord.gz", data / "2026-11-02" / "part-0.tfrecord.gz")
+    second: LocalRun = run_compiled(str(spec_path), params, local_storage=True)
     assert second.states["ImportSchemaGen"] == "cached"  # constant inputs: KFP's cache serves it
     assert {t for t, s in second.states.items() if s == "done"} == set(second.states) - {"ImportSchemaGen"}
     examples = [r.artifact("ImportExampleGen", "examples") for r in (run, second)]
     assert examples[0].name != examples[1].name and examples[0].uri != examples[1].uri
     assert examples[0].metadata["input_fingerprint"] != examples[1].metadata["input_fingerprint"]
+    assert [e.metadata["custom:span"] for e in examples] == [20758, 20759]  # the newest span each day
+    # The Trainer started from the model the first run pushed, as LatestPushedModel found it.
+    warm = second.artifact("WarmStartModel", "model")
+    assert warm.metadata["baseline_found"] == 1 and warm.metadata["source"] == version_dir
+    status = json.loads(Path(second.artifact("Trainer", "model_run").uri, "warm_start.json").read_text())
+    assert status["warm_started"] is True and status["steps"] == 20, status
+    assert status["detail"].startswith(f"from {warm.uri}/"), status
+    assert os.path.isfile(os.path.join(version_dir, "assets.extra", "warm_start", "weights.h5"))
     baseline = second.artifact("BaselineModel", "model")
     assert baseline.metadata["baseline_found"] == 1 and baseline.metadata["source"] == version_dir
     # TFX's Evaluator records the baseline it compared against in the blessing.
