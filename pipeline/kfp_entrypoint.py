@@ -31,7 +31,8 @@ outputs. TFX 1.21's entrypoint was written for Vertex; under KFP 2.16/2.17 it fa
 File-based ExampleGen executors first run TFX's own Kubeflow V2 ExampleGen driver (the
 spec's `preCacheCheck` hook, which open-source KFP ignores): it resolves `{SPAN}`/`{VERSION}`
 patterns and fingerprints the input, and TFX's entrypoint reads its result back
-(kubeflow_v2_run_executor.py:89-102), as the local runner's ExampleGen driver does.
+(kubeflow_v2_run_executor.py:89-102), as the local runner's ExampleGen driver does. The
+run parameter `span` (pipeline/kubeflow.py) reaches that driver as the RangeConfig it takes.
 """
 
 from __future__ import annotations
