@@ -130,7 +130,10 @@ def add_span_parameter(job: dict[str, Any], default: int) -> None:
 def typed_parameters(job_path: str, params: dict[str, Any]) -> dict[str, Any]:
     """Run parameters given as text (`--param span=3`) as values of the types the spec
     declares, which is what KFP accepts; a SpecError naming the parameter if one is not."""
-    declared = _read_compiled(job_path)["pipelineSpec"]["root"].get("inputDefinitions", {}).get("parameters", {})
+    if not params:
+        return {}
+    root = _read_compiled(job_path)["pipelineSpec"].get("root", {})
+    declared = root.get("inputDefinitions", {}).get("parameters", {})
     typed = dict(params)
     for name, value in params.items():
         kind = declared.get(name, {}).get("parameterType", "STRING")
