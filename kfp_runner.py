@@ -58,7 +58,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
             action="append",
             default=[],
             metavar="KEY=VALUE",
-            help="run parameter: input_base, train_args (repeatable)",
+            help="run parameter: input_base, train_args, span (with a span pattern; -1: the newest) (repeatable)",
         )
         p.add_argument("--train-steps", type=int, help="shorthand for --param train_args=...")
         if name == "run-local":
@@ -211,7 +211,9 @@ def main(argv: list[str] | None = None) -> int:
             return 2
 
     try:
-        params = _params(args.param, args.train_steps)
+        from pipeline.kubeflow import typed_parameters
+
+        params = typed_parameters(args.spec, _params(args.param, args.train_steps))
         if args.command == "run-local":
             return _run_local(args, params)
         return _remote(args, params)

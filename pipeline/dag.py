@@ -62,13 +62,14 @@ def spans_in_use(cfg: PipelineConfig) -> bool:
     return not cfg.split_patterns and has_spans(cfg.input_pattern)
 
 
-def example_gen_span_args(cfg: PipelineConfig) -> dict:
+def example_gen_span_args(cfg: PipelineConfig, span_parameter: bool = False) -> dict:
     """ImportExampleGen's arguments for a span pattern: TFX's driver picks the span (the
-    newest, or `span`: a RangeConfig), the executor reads the window up to it."""
+    newest, or `span`: a RangeConfig), the executor reads the window up to it. With
+    `span_parameter` the span is the run's parameter instead (pipeline/kubeflow.py)."""
     if not spans_in_use(cfg):
         return {}
     args = {"custom_config": make_window_config(cfg.input_pattern, cfg.window_spans)}
-    if cfg.span >= 0:
+    if cfg.span >= 0 and not span_parameter:
         args["range_config"] = range_config_pb2.RangeConfig(
             static_range=range_config_pb2.StaticRange(start_span_number=cfg.span, end_span_number=cfg.span)
         )
@@ -95,7 +96,7 @@ def create_pipeline(cfg: PipelineConfig, metadata_connection_config=None, orches
         input_base=on.input_base,
         input_config=example_gen_input_config(cfg),
         output_config=example_gen_output_config(cfg),
-        **example_gen_span_args(cfg),
+        **example_gen_span_args(cfg, on.span_parameter),
     )
     statistics_gen = StatisticsGen(examples=example_gen.outputs["examples"])
     schema_gen = FingerprintedImportSchemaGen(

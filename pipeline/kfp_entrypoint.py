@@ -31,7 +31,8 @@ outputs. TFX 1.21's entrypoint was written for Vertex; under KFP 2.16/2.17 it fa
 File-based ExampleGen executors first run TFX's own Kubeflow V2 ExampleGen driver (the
 spec's `preCacheCheck` hook, which open-source KFP ignores): it resolves `{SPAN}`/`{VERSION}`
 patterns and fingerprints the input, and TFX's entrypoint reads its result back
-(kubeflow_v2_run_executor.py:89-102), as the local runner's ExampleGen driver does.
+(kubeflow_v2_run_executor.py:89-102), as the local runner's ExampleGen driver does. The
+run parameter `span` (pipeline/kubeflow.py) reaches that driver as the RangeConfig it takes.
 """
 
 from __future__ import annotations
@@ -39,6 +40,8 @@ from __future__ import annotations
 import json
 import logging
 import os
+
+from pipeline.kubeflow import SPAN_PARAMETER
 
 LOG = logging.getLogger(__name__)
 LOGS_OUTPUT = "executor-logs"
@@ -60,6 +63,28 @@ def adapt_executor_input(executor_input: dict, inputs_spec: dict | None) -> dict
             kind = artifact.get("type") or {}
             if artifact_type and not (kind.get("instanceSchema") or "").strip() and not kind.get("schemaTitle"):
                 artifact["type"] = artifact_type
+    return data
+
+
+def span_selection(executor_input: dict) -> dict:
+    """The run parameter `span` (pipeline/kubeflow.py compiles it for ExampleGen) as what TFX's
+    ExampleGen driver reads: the exec property `range_config`, a RangeConfig of that one span
+    (driver.py:85-94); -1 leaves it out, and the driver takes the newest span. Returns a new dict."""
+    from google.protobuf import json_format
+    from tfx.proto import range_config_pb2
+
+    data = json.loads(json.dumps(executor_input))
+    values = data.get("inputs", {}).get("parameterValues", {})
+    if SPAN_PARAMETER not in values:
+        return data
+    span = values.pop(SPAN_PARAMETER)
+    if isinstance(span, bool) or not isinstance(span, (int, float)) or span != int(span) or span < -1:
+        raise ValueError(f"run parameter span: a span number >= 0, or -1 for the newest, got {span!r}")
+    if span >= 0:
+        static = range_config_pb2.StaticRange(start_span_number=int(span), end_span_number=int(span))
+        values["range_config"] = json_format.MessageToJson(
+            range_config_pb2.RangeConfig(static_range=static), preserving_proto_field_name=True
+        )
     return data
 
 
@@ -115,6 +140,9 @@ def run(args, beam_args: list[str]) -> None:
     json_format.ParseDict(adapted, executor_input, ignore_unknown_fields=True)
     if "input_base" in executor_input.inputs.parameter_values and _is_file_based_example_gen(args.executor_class_path):
         from tfx.orchestration.kubeflow.v2.file_based_example_gen import driver
+
+        adapted = span_selection(adapted)
+        executor_input = json_format.ParseDict(adapted, pipeline_spec_pb2.ExecutorInput(), ignore_unknown_fields=True)
 
         spec = pipeline_spec_pb2.ComponentInputsSpec()
         json_format.ParseDict(inputs_spec, spec, ignore_unknown_fields=True)

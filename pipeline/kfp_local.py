@@ -52,6 +52,7 @@ from pipeline.kubeflow import (
     ENTRYPOINT,
     SpecError,
     check_argo_task_names,
+    check_parameter_type,
     check_pipeline_root,
     load_job,
     task_dependencies,
@@ -164,8 +165,9 @@ def check_runs_here(spec, deployment) -> None:
             )
 
 
-def pipeline_parameters(job, spec, overrides: dict[str, str]) -> dict[str, Any]:
+def pipeline_parameters(job, spec, overrides: dict[str, Any]) -> dict[str, Any]:
     from google.protobuf import json_format
+    from kfp.pipeline_spec.pipeline_spec_pb2 import ParameterType
 
     declared = spec.root.input_definitions.parameters
     unknown = sorted(set(overrides) - set(declared))
@@ -177,6 +179,8 @@ def pipeline_parameters(job, spec, overrides: dict[str, str]) -> dict[str, Any]:
             values[name] = json_format.MessageToDict(p.default_value)
         if name in job.runtime_config.parameter_values:
             values[name] = json_format.MessageToDict(job.runtime_config.parameter_values[name])
+    for name, value in overrides.items():  # as the API server checks them when the run is created
+        check_parameter_type(name, ParameterType.ParameterTypeEnum.Name(declared[name].parameter_type), value)
     values.update(overrides)
     missing = sorted(n for n, p in declared.items() if n not in values and not p.is_optional)
     if missing:

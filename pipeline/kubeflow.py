@@ -55,7 +55,7 @@ def check_argo_task_names(task_names) -> None:
 def compile_pipeline(cfg: PipelineConfig, output: str) -> dict[str, Any]:
     from tfx import v1 as tfx
 
-    from pipeline.dag import create_pipeline
+    from pipeline.dag import create_pipeline, spans_in_use
     from pipeline.platforms import KUBEFLOW, platform
 
     for name in ("pipeline_root", "serving_dir", "input_base"):
@@ -78,6 +78,8 @@ def compile_pipeline(cfg: PipelineConfig, output: str) -> dict[str, Any]:
     job = runner.run(create_pipeline(cfg, orchestrator=KUBEFLOW), parameter_values=defaults, write_out=False)
     for name, value in defaults.items():
         job["pipelineSpec"]["root"]["inputDefinitions"]["parameters"][name]["defaultValue"] = value
+    if on.span_parameter and spans_in_use(cfg):
+        add_span_parameter(job, cfg.span)
     job.pop("labels", None)  # TFX's telemetry labels name the Python version and host OS
     adapt_for_open_source_kfp(job["pipelineSpec"], uncached=on.uncached)
     tmp = f"{output}.tmp-{os.getpid()}"
@@ -86,6 +88,61 @@ def compile_pipeline(cfg: PipelineConfig, output: str) -> dict[str, Any]:
         f.write("\n")
     os.replace(tmp, output)
     return job
+
+
+SPAN_PARAMETER = "span"
+EXAMPLE_GEN = "ImportExampleGen"
+# A run parameter's value must be of the type the root declares: the API server refuses the
+# run otherwise (backend/src/apiserver/template/v2_template.go:476-510 at 2.17.0: a number for
+# NUMBER_INTEGER and NUMBER_DOUBLE, a string for STRING, a bool for BOOLEAN), and the driver
+# checks each task's parameters again (backend/src/v2/driver/resolve.go:169-255).
+PARAMETER_TYPES = {"STRING": (str,), "NUMBER_INTEGER": (int, float), "NUMBER_DOUBLE": (int, float), "BOOLEAN": (bool,)}
+_FROM_TEXT = {
+    "NUMBER_INTEGER": int,
+    "NUMBER_DOUBLE": float,
+    "BOOLEAN": lambda text: {"true": True, "false": False}[text.lower()],
+}
+
+
+def check_parameter_type(name: str, kind: str, value: Any) -> None:
+    wanted = PARAMETER_TYPES.get(kind)
+    if wanted and (not isinstance(value, wanted) or (isinstance(value, bool) and bool not in wanted)):
+        raise SpecError(f"run parameter {name}: KFP refuses a {type(value).__name__} for a {kind} parameter")
+
+
+def add_span_parameter(job: dict[str, Any], default: int) -> None:
+    """In place: the run parameter `span` (integer; -1: the newest span present when
+    ExampleGen runs), passed to ExampleGen, which pipeline/kfp_entrypoint.py turns into the
+    RangeConfig TFX's ExampleGen driver takes. TFX's compiler has no way to give a
+    component a parameter it does not declare, so it is added as the KFP SDK would: declared
+    with its type and default in the root's inputDefinitions, declared by the component
+    (isOptional with the default, as sdk/python/kfp/compiler/pipeline_spec_builder.py:
+    405-416 at 2.17.0 does), and passed to the task as `componentInputParameter`."""
+    spec = job["pipelineSpec"]
+    declared = {"parameterType": "NUMBER_INTEGER", "isOptional": True, "defaultValue": default}
+    spec["root"]["inputDefinitions"]["parameters"][SPAN_PARAMETER] = dict(declared)
+    task = spec["root"]["dag"]["tasks"][EXAMPLE_GEN]
+    spec["components"][task["componentRef"]["name"]]["inputDefinitions"]["parameters"][SPAN_PARAMETER] = declared
+    task["inputs"]["parameters"][SPAN_PARAMETER] = {"componentInputParameter": SPAN_PARAMETER}
+    job.setdefault("runtimeConfig", {}).setdefault("parameterValues", {})[SPAN_PARAMETER] = default
+
+
+def typed_parameters(job_path: str, params: dict[str, Any]) -> dict[str, Any]:
+    """Run parameters given as text (`--param span=3`) as values of the types the spec
+    declares, which is what KFP accepts; a SpecError naming the parameter if one is not."""
+    if not params:
+        return {}
+    root = _read_compiled(job_path)["pipelineSpec"].get("root", {})
+    declared = root.get("inputDefinitions", {}).get("parameters", {})
+    typed = dict(params)
+    for name, value in params.items():
+        kind = declared.get(name, {}).get("parameterType", "STRING")
+        if isinstance(value, str) and kind in _FROM_TEXT:
+            try:
+                typed[name] = _FROM_TEXT[kind](value.strip())
+            except (KeyError, ValueError):
+                raise SpecError(f"run parameter {name}: the spec declares it {kind}, got {value!r}") from None
+    return typed
 
 
 # What KFP's launcher accepts as a pipeline root (backend/src/v2/objectstore/config.go:118-139

@@ -54,6 +54,9 @@ class Platform:
     uncached: tuple[str, ...] = ()  # node ids whose output depends on the world outside
     runtime_parameters: dict[str, Any] = field(default_factory=dict)
     warm_start: Callable[..., Any] | None = None  # (model_base_path) -> node with outputs["model"]
+    # The span to read is a run parameter (pipeline/kubeflow.py adds it to the compiled spec)
+    # rather than a RangeConfig compiled in: KFP runs are started with parameters.
+    span_parameter: bool = False
 
 
 def runtime_parameters(cfg: PipelineConfig) -> dict[str, Any]:
@@ -176,6 +179,7 @@ def kubeflow(cfg: PipelineConfig) -> Platform:
         uncached=("ImportExampleGen", BASELINE) + ((WARM_START,) if cfg.warm_start else ()),
         runtime_parameters=params,
         warm_start=_serving_dir_model,
+        span_parameter=True,
     )
 
 

@@ -16,7 +16,7 @@ import pytest
 import kfp_runner
 from pipeline.config import load_config
 from pipeline.kfp_local import LocalRun, _deployment, check_runnable, execution_order, pipeline_parameters, run_compiled
-from pipeline.kubeflow import ENTRYPOINT, SpecError, load_job, task_dependencies
+from pipeline.kubeflow import ENTRYPOINT, SpecError, load_job, task_dependencies, typed_parameters
 from tests.taxi_sample import taxi_config
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -105,10 +105,61 @@ def test_run_parameters_have_the_config_defaults_and_trainer_its_resources(compi
     params = spec.root.input_definitions.parameters
     assert params["train_args"].default_value.string_value == '{"num_steps": 1000}'
     assert params["input_base"].default_value.string_value == "/pipeline/data/taxi"
+    assert "span" not in params  # configs/kubeflow.toml's pattern names no spans
     trainer = _deployment(spec).executors["Trainer_executor"].container.resources
     assert (trainer.resource_cpu_limit, trainer.resource_memory_limit) == ("4", "8G")
     schema = spec.root.dag.tasks["ImportSchemaGen"].inputs.parameters["schema_file"]
     assert schema.runtime_value.constant.string_value == "/pipeline/schemas/taxi_schema.pbtxt"
+
+
+def test_span_is_a_typed_run_parameter_that_example_gen_receives(tmp_path):
+    """With a span pattern, `span` is a NUMBER_INTEGER run parameter (default: the config's,
+    -1 the newest) declared by the root and by ExampleGen's component and passed to its task,
+    as KFP's SDK compiles a pipeline parameter; no RangeConfig is compiled in. KFP's API
+    server refuses a run whose value is not a number (v2_template.go:476-510 at 2.17.0), so
+    the runner types `--param span=3` by the spec's declaration and run-local refuses a string."""
+    from kfp.pipeline_spec.pipeline_spec_pb2 import ParameterType
+
+    from pipeline import kubeflow
+
+    cfg = load_config(CONFIG, {"input_pattern": "{YYYY}-{MM}-{DD}/*.gz", "span": 7}, base_dir=ROOT)
+    path = tmp_path / "spans.json"
+    kubeflow.compile_pipeline(cfg, str(path))
+    job, spec = load_job(str(path))
+    declared = spec.root.input_definitions.parameters["span"]
+    assert declared.parameter_type == ParameterType.NUMBER_INTEGER and declared.default_value.number_value == 7
+    task = spec.root.dag.tasks["ImportExampleGen"]
+    assert task.inputs.parameters["span"].component_input_parameter == "span"
+    assert "range_config" not in task.inputs.parameters
+    component = spec.components[task.component_ref.name].input_definitions.parameters["span"]
+    assert component.parameter_type == ParameterType.NUMBER_INTEGER and component.is_optional
+    assert pipeline_parameters(job, spec, {})["span"] == 7
+
+    assert typed_parameters(str(path), {"span": "3", "input_base": "gs://b/d"}) == {"span": 3, "input_base": "gs://b/d"}
+    with pytest.raises(SpecError, match="run parameter span: the spec declares it NUMBER_INTEGER, got 'newest'"):
+        typed_parameters(str(path), {"span": "newest"})
+    with pytest.raises(SpecError, match="run parameter span: KFP refuses a str for a NUMBER_INTEGER parameter"):
+        pipeline_parameters(job, spec, {"span": "3"})
+    assert kfp_runner.main(["run-local", "--spec", str(path), "--param", "span=last", "--local-storage"]) == 2
+
+
+def test_the_span_parameter_reaches_the_example_gen_driver_as_a_range_config():
+    """TFX's Kubeflow ExampleGen driver takes one span from the exec property `range_config`
+    (tfx/orchestration/kubeflow/v2/file_based_example_gen/driver.py:85-94)."""
+    from tfx.proto import range_config_pb2
+    from tfx.utils import proto_utils
+
+    from pipeline.kfp_entrypoint import span_selection
+
+    given = {"inputs": {"parameterValues": {"span": 20758.0, "input_base": "gs://b/d"}}}
+    values = span_selection(given)["inputs"]["parameterValues"]
+    assert "span" not in values and given["inputs"]["parameterValues"]["span"] == 20758.0
+    config = proto_utils.json_to_proto(values["range_config"], range_config_pb2.RangeConfig())
+    assert (config.static_range.start_span_number, config.static_range.end_span_number) == (20758, 20758)
+    newest = span_selection({"inputs": {"parameterValues": {"span": -1.0}}})
+    assert newest["inputs"]["parameterValues"] == {}
+    with pytest.raises(ValueError, match="run parameter span: a span number >= 0, or -1 for the newest, got 2.5"):
+        span_selection({"inputs": {"parameterValues": {"span": 2.5}}})
 
 
 def test_spec_matches_golden(compiled):
@@ -186,9 +237,14 @@ def test_compiled_spec_runs_twice_the_second_run_reads_the_input_again_and_is_ju
     tmp_path, small_data_dir
 ):
     """Each task through the image's entrypoint, with the driver's artifacts, KFP's cache and
-    the launcher's downloads: the second run does real work and has the first model as baseline."""
+    the launcher's downloads: the second run reads the next day's span, does real work, has the
+    first model as baseline and warm-starts from it (found by LatestPushedModel in the serving
+    directory, as KFP runs no resolver)."""
     spec_path = tmp_path / "pipeline.json"
     serving = tmp_path / "serving"
+    data = tmp_path / "data"
+    (data / "2026-11-01").mkdir(parents=True)
+    shutil.copy(small_data_dir / "part-0.tfrecord.gz", data / "2026-11-01" / "part-0.tfrecord.gz")
     assert (
         kfp_runner.main(
             [
@@ -204,7 +260,13 @@ def test_compiled_spec_runs_twice_the_second_run_reads_the_input_again_and_is_ju
                 "--set",
                 f"serving_dir={serving}",
                 "--set",
-                f"input_base={small_data_dir}",
+                f"input_base={data}",
+                "--set",
+                "input_pattern={YYYY}-{MM}-{DD}/*.tfrecord.gz",
+                "--set",
+                "warm_start=true",
+                "--set",
+                "warm_start_steps=20",
                 "--set",
                 "thresholds={auc = {min = 0.5}}",
                 "--set",
@@ -234,17 +296,29 @@ def test_compiled_spec_runs_twice_the_second_run_reads_the_input_again_and_is_ju
     # The run parameter reached the Trainer: 100 steps, not the config's 1000.
     assert '"num_steps": 100' in Path(run.root, "taxi-tips", run.run_id, "logs", "Trainer.log").read_text()
 
-    # New data lands in the input directory before the scheduled second run.
-    shutil.copy(next(small_data_dir.glob("*.tfrecord.gz")), small_data_dir / "part-new.tfrecord.gz")
-    try:
-        second: LocalRun = run_compiled(str(spec_path), params, local_storage=True)
-    finally:
-        (small_data_dir / "part-new.tfrecord.gz").unlink()
+    assert json.loads(Path(run.artifact("Trainer", "model_run").uri, "warm_start.json").read_text()) == {
+        "warm_started": False,
+        "detail": "no blessed model yet",
+        "steps": 100,
+    }
+
+    # The next day's span lands in the input directory before the scheduled second run.
+    (data / "2026-11-02").mkdir()
+    shutil.copy(data / "2026-11-01" / "part-0.tfrecord.gz", data / "2026-11-02" / "part-0.tfrecord.gz")
+    second: LocalRun = run_compiled(str(spec_path), params, local_storage=True)
     assert second.states["ImportSchemaGen"] == "cached"  # constant inputs: KFP's cache serves it
     assert {t for t, s in second.states.items() if s == "done"} == set(second.states) - {"ImportSchemaGen"}
     examples = [r.artifact("ImportExampleGen", "examples") for r in (run, second)]
     assert examples[0].name != examples[1].name and examples[0].uri != examples[1].uri
     assert examples[0].metadata["input_fingerprint"] != examples[1].metadata["input_fingerprint"]
+    assert [e.metadata["custom:span"] for e in examples] == [20758, 20759]  # the newest span each day
+    # The Trainer started from the model the first run pushed, as LatestPushedModel found it.
+    warm = second.artifact("WarmStartModel", "model")
+    assert warm.metadata["baseline_found"] == 1 and warm.metadata["source"] == version_dir
+    status = json.loads(Path(second.artifact("Trainer", "model_run").uri, "warm_start.json").read_text())
+    assert status["warm_started"] is True and status["steps"] == 20, status
+    assert status["detail"].startswith(f"from {warm.uri}/"), status
+    assert os.path.isfile(os.path.join(version_dir, "assets.extra", "warm_start", "weights.h5"))
     baseline = second.artifact("BaselineModel", "model")
     assert baseline.metadata["baseline_found"] == 1 and baseline.metadata["source"] == version_dir
     # TFX's Evaluator records the baseline it compared against in the blessing.
