@@ -81,6 +81,25 @@ def matrices_from_histogram(thresholds: list[float], histogram, num_buckets: int
     return binary_confusion_matrices.Matrices(thresholds, tp, tn, fp, fn)
 
 
+def _tfma_histogram(
+    eval_config, model_name, output_name, preprocessors, sub_key, aggregation_type, class_weights, example_weighted
+):
+    """TFMA's histogram computations and the key of the histogram. The very call
+    binary_confusion_matrices makes, so TFMA computes the histogram once for all of them."""
+    computations = calibration_histogram.calibration_histogram(
+        eval_config=eval_config,
+        num_buckets=None,
+        model_name=model_name,
+        output_name=output_name,
+        preprocessors=preprocessors,
+        sub_key=sub_key,
+        aggregation_type=aggregation_type,
+        class_weights=class_weights,
+        example_weighted=example_weighted,
+    )
+    return computations, computations[-1].keys[-1]
+
+
 def matrices_computations(
     thresholds: list[float],
     name: str,
@@ -95,19 +114,9 @@ def matrices_computations(
 ):
     """TFMA's histogram computation plus ours deriving the matrices from it (one per
     distinct `name`: TFMA runs a computation once per key however many metrics ask)."""
-    # The very call binary_confusion_matrices makes, so TFMA computes the histogram once.
-    computations = calibration_histogram.calibration_histogram(
-        eval_config=eval_config,
-        num_buckets=None,
-        model_name=model_name,
-        output_name=output_name,
-        preprocessors=preprocessors,
-        sub_key=sub_key,
-        aggregation_type=aggregation_type,
-        class_weights=class_weights,
-        example_weighted=example_weighted,
+    computations, histogram_key = _tfma_histogram(
+        eval_config, model_name, output_name, preprocessors, sub_key, aggregation_type, class_weights, example_weighted
     )
-    histogram_key = computations[-1].keys[-1]
     key = metric_types.MetricKey(
         name=name, model_name=model_name, output_name=output_name, sub_key=sub_key, example_weighted=example_weighted
     )
@@ -247,19 +256,9 @@ def _histogram_ratio(numerator: str, denominator: str):
             sub_key=sub_key,
             example_weighted=example_weighted,
         )
-        # The very call binary_confusion_matrices makes, so TFMA computes the histogram once.
-        found = calibration_histogram.calibration_histogram(
-            eval_config=eval_config,
-            num_buckets=None,
-            model_name=model_name,
-            output_name=output_name,
-            preprocessors=None,
-            sub_key=sub_key,
-            aggregation_type=aggregation_type,
-            class_weights=class_weights,
-            example_weighted=example_weighted,
+        found, histogram_key = _tfma_histogram(
+            eval_config, model_name, output_name, None, sub_key, aggregation_type, class_weights, example_weighted
         )
-        histogram_key = found[-1].keys[-1]
 
         def result(metrics):
             buckets = metrics[histogram_key]
