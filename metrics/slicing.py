@@ -1,4 +1,5 @@
-"""The Evaluator's extractors: TFMA's defaults, with a cheaper per-example slice-key step.
+"""The Evaluator's extractors: TFMA's defaults, with a cheaper per-example slice-key step
+and the features pruned to the slicing columns before TFMA unbatches them.
 
 Why: profiled on 150k rows (docs/benchmarks.md, "The Evaluator, profiled"), 43% of the
 Evaluator's busy time was TFMA's slice keys, nearly all of it in one `np.unique` per slicing
@@ -20,7 +21,7 @@ import apache_beam as beam
 import numpy as np
 from tensorflow_model_analysis import constants
 from tensorflow_model_analysis.api import model_eval_lib
-from tensorflow_model_analysis.extractors import extractor, slice_key_extractor
+from tensorflow_model_analysis.extractors import extractor, slice_key_extractor, unbatch_extractor
 from tensorflow_model_analysis.slicer import slice_accessor
 from tensorflow_model_analysis.slicer import slicer_lib as slicer
 from tensorflow_model_analysis.utils import util
@@ -73,9 +74,48 @@ def _slice_key_extractor(eval_config) -> extractor.Extractor:
     )
 
 
+def slicing_columns(eval_config) -> set[str]:
+    """Every feature a slicing spec reads (its feature_keys and feature_values)."""
+    return {key for spec in eval_config.slicing_specs for key in (*spec.feature_keys, *spec.feature_values)}
+
+
+def _prune(batched: dict, columns: frozenset, per_model: bool) -> dict:
+    pruned = {k: v for k, v in batched.items() if k != constants.INPUT_KEY}
+    features = batched.get(constants.FEATURES_KEY)
+    if features is not None:
+        pruned[constants.FEATURES_KEY] = {k: v for k, v in features.items() if k in columns}
+    transformed = batched.get(constants.TRANSFORMED_FEATURES_KEY)
+    if transformed is not None:
+        if per_model:
+            transformed = {m: {k: v for k, v in t.items() if k in columns} for m, t in transformed.items()}
+        else:
+            transformed = {k: v for k, v in transformed.items() if k in columns}
+        pruned[constants.TRANSFORMED_FEATURES_KEY] = transformed
+    return pruned
+
+
+def _prune_extractor(eval_config) -> extractor.Extractor:
+    """Keeps, of the batched features and transformed features, only the slicing columns.
+
+    Why: TFMA's next step (unbatch) copies every key of every example into a dict of its
+    own, and our metrics read only labels, predictions and example weights, all extracted
+    by then; the features are read afterwards only by the slice-key step, which reads the
+    slicing columns (from the transformed features first, then the raw ones, as before:
+    the same keys stay in the same places). The serialized example (`input`) has no
+    reader after this point.
+    """
+    columns = frozenset(slicing_columns(eval_config))
+    per_model = len(eval_config.model_specs) > 1
+    return extractor.Extractor(
+        stage_name="ExtractSlicingColumns",
+        ptransform=beam.Map(_prune, columns=columns, per_model=per_model),
+    )
+
+
 def custom_extractors(eval_shared_model, eval_config, tensor_adapter_config):
     """TFMA's default extractors as ExtractEvaluateAndWriteResults makes them for an
-    EvalConfig (config_version 2, nothing materialized), the slice-key step replaced."""
+    EvalConfig (config_version 2, nothing materialized), the slice-key step replaced and
+    the features pruned to the slicing columns before TFMA unbatches them."""
     if eval_config.cross_slicing_specs or any(spec.slice_keys_sql for spec in eval_config.slicing_specs):
         raise ValueError("metrics.slicing: cross-slicing and SQL slices are not supported; remove module_path")
     extractors = model_eval_lib.default_extractors(
@@ -84,7 +124,14 @@ def custom_extractors(eval_shared_model, eval_config, tensor_adapter_config):
         tensor_adapter_config=tensor_adapter_config,
         config_version=2,
     )
-    return [
-        _slice_key_extractor(eval_config) if e.stage_name == slice_key_extractor.SLICE_KEY_EXTRACTOR_STAGE_NAME else e
-        for e in extractors
-    ]
+    # The prune step keys the transformed features the way TFMA did (by model name when
+    # there are several models), from the config default_extractors itself completed.
+    completed = model_eval_lib._update_eval_config_with_defaults(eval_config, eval_shared_model)
+    out = []
+    for e in extractors:
+        if e.stage_name == unbatch_extractor.UNBATCH_EXTRACTOR_STAGE_NAME:
+            out.append(_prune_extractor(completed))
+        if e.stage_name == slice_key_extractor.SLICE_KEY_EXTRACTOR_STAGE_NAME:
+            e = _slice_key_extractor(eval_config)
+        out.append(e)
+    return out

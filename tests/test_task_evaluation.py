@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from metrics import gates, results
+from metrics import gates, results, slicing
 from metrics import regression as regression_metrics
 from modeling.roles import Plan
 from pipeline import evaluation
@@ -183,14 +183,19 @@ def _evaluate_all(tmp) -> dict[str, Run]:
             source = tf_example_record.TFExampleRecord(
                 file_pattern=str(data), raw_record_column_name=tfma.ARROW_INPUT_COLUMN
             )
-            _ = (
-                pipeline
-                | f"Read[{task}]" >> source.BeamSource()
-                | f"Evaluate[{task}]"
-                >> tfma.ExtractEvaluateAndWriteResults(
-                    eval_config=config, eval_shared_model=models, output_path=runs[task].output
-                )
+            examples = pipeline | f"Read[{task}]" >> source.BeamSource()
+            _ = examples | f"Evaluate[{task}]" >> tfma.ExtractEvaluateAndWriteResults(
+                eval_config=config, eval_shared_model=models, output_path=runs[task].output
             )
+            if task == "binary":
+                # The same evaluation through the DAG's custom extractors (module_path).
+                runs["binary_ours"] = Run(task, str(folder / "evaluation_ours"), x, group, y)
+                _ = examples | "Evaluate[binary_ours]" >> tfma.ExtractEvaluateAndWriteResults(
+                    eval_config=config,
+                    eval_shared_model=models,
+                    output_path=runs["binary_ours"].output,
+                    extractors=slicing.custom_extractors(models, config, None),
+                )
     return runs
 
 
@@ -384,6 +389,32 @@ def test_binary_keeps_its_metrics_and_default_gates(binary_run):
 
 
 # --- configuration ------------------------------------------------------------------------
+
+
+def _everything(output: str) -> tuple:
+    """Every metric and plot (slice, key, value) and the validation result TFMA wrote."""
+    import tensorflow_model_analysis as tfma
+
+    metrics = sorted(
+        (str(m.slice_key), str(kv.key), kv.value.SerializeToString(deterministic=True))
+        for m in tfma.load_metrics(output)
+        for kv in m.metric_keys_and_values
+    )
+    plots = sorted(
+        (str(p.slice_key), str(kv.key), kv.value.SerializeToString(deterministic=True))
+        for p in tfma.load_plots(output)
+        for kv in p.plot_keys_and_values
+    )
+    return metrics, plots, tfma.load_validation_result(output).validation_ok
+
+
+def test_the_dags_extractors_change_no_metric_plot_or_gate(runs):
+    """metrics.slicing's extractors (features pruned to the slicing columns before
+    TFMA unbatches them, cheaper slice keys) give TFMA's output bit for bit."""
+    ours, tfmas = _everything(runs["binary_ours"].output), _everything(runs["binary"].output)
+    assert len(ours[0]) > 100 and len(ours[1]) >= 2 * 3  # both models, 4 slices, 2 plots each
+    assert {m[0] for m in ours[0]} == {m[0] for m in tfmas[0]}
+    assert ours == tfmas
 
 
 def test_every_gate_name_is_a_metric_the_task_computes():
