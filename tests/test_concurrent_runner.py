@@ -102,13 +102,18 @@ def _diamond(tmp_path, marks: str) -> Pipeline:
 def progress():
     stream = io.StringIO()
     handler = ComponentProgress(["src", "A", "B", "bad", "slow", "after", "sink"], stream)
-    root = logging.getLogger()
-    level = root.level
+    # The runner logs through "absl" (as LocalDagRunner does); another test in this process
+    # may have quietened that logger (kfp_runner.main sets it to WARNING), as local_runner's
+    # configure_logging undoes. Without this the progress lines depend on test order.
+    root, absl = logging.getLogger(), logging.getLogger("absl")
+    levels = root.level, absl.level
     root.setLevel(logging.INFO)
+    absl.setLevel(logging.INFO)
     root.addHandler(handler)
     yield handler, stream
     root.removeHandler(handler)
-    root.setLevel(level)
+    root.setLevel(levels[0])
+    absl.setLevel(levels[1])
 
 
 def _read(marks: str, name: str) -> float:
