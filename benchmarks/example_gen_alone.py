@@ -13,6 +13,8 @@ TFX's executor also reshuffles each split globally, ours streams.
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import importlib
 import json
 import logging
 import shutil
@@ -30,33 +32,32 @@ EXECUTORS = {
 }
 
 
-def run_one(which: str, input_base: str, out_dir: str, input_mb: float) -> None:
-    """One executor's Do(), as TFX's launcher calls it (the child process of main)."""
-    import importlib
+def _config(input_base: str):
+    """The default configuration, reading `input_base`: the DAG's split and Beam plan."""
+    from pipeline.config import PipelineConfig
 
+    return dataclasses.replace(PipelineConfig(), input_base=input_base)
+
+
+def run_one(which: str, input_base: str, out_dir: str) -> None:
+    """One executor's Do(), with the arguments the DAG gives ImportExampleGen (the child
+    process of main)."""
     from tfx.proto import example_gen_pb2
     from tfx.types import standard_artifacts, standard_component_specs
     from tfx.utils import proto_utils
 
     from pipeline import beam
-    from pipeline.config import PipelineConfig
+    from pipeline.dag import example_gen_input_config, example_gen_output_config
 
-    cfg = PipelineConfig()
-    pipeline_args, per_node = beam.plan(cfg, size=int(input_mb * 2**20))
+    cfg = _config(input_base)
+    pipeline_args, per_node = beam.plan(cfg)
     args = pipeline_args + beam.local_node_args(cfg, per_node).get("ImportExampleGen", [])
-    output_config = example_gen_pb2.Output(
-        split_config=example_gen_pb2.SplitConfig(
-            splits=[example_gen_pb2.SplitConfig.Split(name=n, hash_buckets=b) for n, b in cfg.split_ratio.items()]
-        )
-    )
     examples = standard_artifacts.Examples()
     examples.uri = out_dir
     exec_properties = {
         standard_component_specs.INPUT_BASE_KEY: input_base,
-        standard_component_specs.INPUT_CONFIG_KEY: proto_utils.proto_to_json(
-            example_gen_pb2.Input(splits=[example_gen_pb2.Input.Split(name="single_split", pattern="*")])
-        ),
-        standard_component_specs.OUTPUT_CONFIG_KEY: proto_utils.proto_to_json(output_config),
+        standard_component_specs.INPUT_CONFIG_KEY: proto_utils.proto_to_json(example_gen_input_config(cfg)),
+        standard_component_specs.OUTPUT_CONFIG_KEY: proto_utils.proto_to_json(example_gen_output_config(cfg)),
         standard_component_specs.OUTPUT_DATA_FORMAT_KEY: example_gen_pb2.FORMAT_TF_EXAMPLE,
         standard_component_specs.OUTPUT_FILE_FORMAT_KEY: example_gen_pb2.FORMAT_TFRECORDS_GZIP,
     }
@@ -73,15 +74,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=str(PROJECT_DIR / "build" / "bench" / "example_gen"))
     parser.add_argument("--one", choices=sorted(EXECUTORS), help=argparse.SUPPRESS)
     parser.add_argument("--input", help=argparse.SUPPRESS)
-    parser.add_argument("--input-mb", type=float, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.one:
-        run_one(args.one, args.input, args.out, args.input_mb)
+        run_one(args.one, args.input, args.out)
         return 0
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     data = datagen.ensure(datagen.parse_size(args.size))
-    input_mb = sum(f.stat().st_size for f in data.tfrecord_dir.iterdir()) / 2**20
+    from pipeline.beam import input_bytes
+
+    input_mb = input_bytes(_config(str(data.tfrecord_dir))) / 2**20
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     results = {}
@@ -89,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
         work = out / which
         shutil.rmtree(work, ignore_errors=True)
         cmd = [sys.executable, "-m", "benchmarks.example_gen_alone", "--one", which]
-        cmd += ["--input", str(data.tfrecord_dir), "--out", str(work), "--input-mb", str(input_mb)]
+        cmd += ["--input", str(data.tfrecord_dir), "--out", str(work)]
         LOG.info("%s executor, %s rows ...", which, f"{data.rows:,}")
         usage, _ = run_measured(cmd, log_path=str(out / f"{which}.log"), cwd=str(PROJECT_DIR))
         if usage.returncode != 0:
